@@ -1,0 +1,120 @@
+"""Real tidings servers in child processes on free ports, and the databases they use."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from tests._services import postgres_admin_dsn
+
+TEST_SECRET = "test-secret-for-tidings-suite-only-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PostgresDatabase:
+    """A fresh database on the shared PostgreSQL server, dropped afterwards."""
+
+    def __init__(self) -> None:
+        self.name = f"tidings_test_{uuid.uuid4().hex[:12]}"
+        self._admin = postgres_admin_dsn()
+        self.url = self._admin.rsplit("/", 1)[0] + f"/{self.name}"
+
+    async def _execute(self, statement: str) -> None:
+        conn = await asyncpg.connect(self._admin)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    async def create(self) -> None:
+        await self._execute(f'CREATE DATABASE "{self.name}"')
+
+    async def drop(self) -> None:
+        await self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def __enter__(self) -> PostgresDatabase:
+        asyncio.run(self.create())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run(self.drop())
+
+
+class ServerProcess:
+    """`tidings serve` in a child process, as a user would run it."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.log_path = workdir / f"server-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "TIDINGS_DATA_DIR": str(workdir / "data"),
+            "TIDINGS_JWT_SECRET": TEST_SECRET,
+            "TIDINGS_LOG_LEVEL": "info",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tidings", "serve", "--port", str(self.port)],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tidings serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"tidings serve did not become ready in {timeout}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()

@@ -1,0 +1,144 @@
+"""Identity and authorization rules, over real HTTP and a real WebSocket."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests._client import CREATE, EVENTS, WSClient, create, error_codes, gql, service_token, token
+from tests._server import TEST_SECRET, ServerProcess
+
+MARK_READ = "mutation($id: ID!) { markNotificationRead(id: $id) { id } }"
+DELETE = "mutation($id: ID!) { deleteNotification(id: $id) }"
+ONE = "query($id: ID!) { notification(id: $id) { id } }"
+
+
+async def _close_code(client: WSClient) -> tuple[int | None, str | None]:
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.receive()
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_http_without_a_valid_token_is_unauthenticated(server: ServerProcess) -> None:
+    expired = jwt.encode({"sub": "u", "exp": 1}, TEST_SECRET, algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "u", "exp": 4_000_000_000}, "not-the-secret-but-just-as-long-as-it-0123456789", algorithm="HS256"
+    )
+    unsigned = jwt.encode({"sub": "u", "exp": 4_000_000_000}, None, algorithm="none")
+    for bearer in (None, "garbage", expired, forged, unsigned):
+        body = await gql(server.graphql_url, "{ unreadCount }", bearer=bearer)
+        assert error_codes(body) == ["UNAUTHENTICATED"], (bearer, body)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"authorization": "Bearer nope"}, {"authorization": jwt.encode({"sub": "u", "exp": 1}, TEST_SECRET)}],
+)
+async def test_websocket_without_a_valid_token_is_closed_4403(server: ServerProcess, payload: dict) -> None:  # type: ignore[type-arg]
+    client = await WSClient.open(server.ws_url)
+    await client.send({"type": "connection_init", "payload": payload})
+    assert await _close_code(client) == (4403, "Forbidden")
+
+
+async def test_websocket_token_key_is_case_insensitive_and_prefix_optional(server: ServerProcess, user: str) -> None:
+    for payload in ({"Authorization": f"Bearer {token(user)}"}, {"AUTHORIZATION": token(user)}):
+        async with await WSClient.open(server.ws_url) as client:
+            await client.send({"type": "connection_init", "payload": payload})
+            assert (await client.receive())["type"] == "connection_ack"
+
+
+async def test_legacy_subprotocol_is_refused(server: ServerProcess) -> None:
+    client = await WSClient.open(server.ws_url, subprotocols=["graphql-ws"])
+    code, _ = await _close_code(client)
+    assert code == 4406
+
+
+async def test_only_a_service_may_create(server: ServerProcess, user: str) -> None:
+    variables = {"input": {"userId": user, "title": "t", "message": "m"}}
+    body = await gql(server.graphql_url, CREATE, variables, bearer=token(user))
+    assert error_codes(body) == ["FORBIDDEN"]
+    count = await gql(server.graphql_url, "{ unreadCount }", bearer=token(user))
+    assert count["data"]["unreadCount"] == 0
+
+
+async def test_user_may_not_name_another_user(server: ServerProcess, user: str) -> None:
+    victim = user + "-victim"
+    await create(server.graphql_url, victim, "private")
+    queries = [
+        ("query($u: ID) { notifications(userId: $u) { unreadCount } }", {"u": victim}),
+        ("query($u: ID) { unreadNotifications(userId: $u) { id } }", {"u": victim}),
+        ("query($u: ID) { unreadCount(userId: $u) }", {"u": victim}),
+        ("mutation($u: ID) { markAllNotificationsRead(userId: $u) { count } }", {"u": victim}),
+    ]
+    for query, variables in queries:
+        body = await gql(server.graphql_url, query, variables, bearer=token(user))
+        assert error_codes(body) == ["FORBIDDEN"], (query, body)
+    own = await gql(server.graphql_url, "query($u: ID) { unreadCount(userId: $u) }", {"u": user}, bearer=token(user))
+    assert own["data"]["unreadCount"] == 0
+    victim_count = await gql(server.graphql_url, "{ unreadCount }", bearer=token(victim))
+    assert victim_count["data"]["unreadCount"] == 1
+
+
+async def test_service_must_name_the_user(server: ServerProcess) -> None:
+    for query in (
+        "{ unreadCount }",
+        "{ notifications { feedCursor } }",
+        "mutation { markAllNotificationsRead { count } }",
+    ):
+        body = await gql(server.graphql_url, query, bearer=service_token())
+        assert error_codes(body) == ["BAD_USER_INPUT"], (query, body)
+
+
+async def test_someone_elses_notification_looks_absent(server: ServerProcess, user: str) -> None:
+    victim = user + "-victim"
+    theirs = await create(server.graphql_url, victim, "private")
+    absent = "00000000-0000-4000-8000-000000000000"
+    for notification_id in (theirs["id"], absent):
+        for mutation in (MARK_READ, DELETE):
+            body = await gql(server.graphql_url, mutation, {"id": notification_id}, bearer=token(user))
+            assert error_codes(body) == ["NOT_FOUND"], body
+        one = await gql(server.graphql_url, ONE, {"id": notification_id}, bearer=token(user))
+        assert one == {"data": {"notification": None}}
+    still = await gql(server.graphql_url, ONE, {"id": theirs["id"]}, bearer=token(victim))
+    assert still["data"]["notification"]["id"] == theirs["id"]
+    assert (await gql(server.graphql_url, "{ unreadCount }", bearer=token(victim)))["data"]["unreadCount"] == 1
+
+
+async def test_refused_subscription_is_an_error_message_with_a_code(server: ServerProcess, user: str) -> None:
+    async with await WSClient.connected(server.ws_url, token(user)) as client:
+        operation = await client.subscribe(EVENTS, {"userId": user + "-victim"})
+        message = await client.receive()
+        assert message["type"] == "error" and message["id"] == operation, message
+        assert message["payload"][0]["extensions"]["code"] == "FORBIDDEN"
+        operation = await client.subscribe(EVENTS, {"after": "not-a-cursor"})
+        message = await client.receive()
+        assert message["type"] == "error" and message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    async with await WSClient.connected(server.ws_url, service_token()) as backend:
+        await backend.subscribe(EVENTS, {})
+        message = await backend.receive()
+        assert message["type"] == "error" and message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_service_subscribes_for_a_named_user(server: ServerProcess, user: str) -> None:
+    async with await WSClient.connected(server.ws_url, service_token()) as backend:
+        start = await gql(
+            server.graphql_url,
+            "query($u: ID) { notifications(userId: $u) { feedCursor } }",
+            {"u": user},
+            bearer=service_token(),
+        )
+        operation = await backend.subscribe(
+            EVENTS, {"userId": user, "after": start["data"]["notifications"]["feedCursor"]}
+        )
+        made = await create(server.graphql_url, user)
+        event = await backend.next_event(operation)
+        assert event["notification"]["id"] == made["id"]
+
+
+def test_minted_tokens_carry_role_and_expiry() -> None:
+    claims = jwt.decode(token("alice", service=True, ttl=timedelta(minutes=5)), TEST_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice" and claims["role"] == "service" and claims["exp"] - claims["iat"] == 300

@@ -1,0 +1,133 @@
+"""The FastAPI application: `create_app(settings)` builds engine, store, broadcast and GraphQL router."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.requests import HTTPConnection
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from tidings import migrate
+from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
+from tidings.broadcast import Broadcast
+from tidings.config import Settings
+from tidings.context import Context, Services
+from tidings.schema import build_schema
+from tidings.store import SqlStore, create_engine
+
+logger = logging.getLogger("tidings")
+
+GRAPHQL_PATH = "/graphql"
+
+
+class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
+    """Strawberry's router, authenticating WebSocket connections at `connection_init`."""
+
+    async def on_ws_connect(self, context: Context) -> None:
+        header = authorization_from_params(context.connection_params)
+        try:
+            context.identity = context.services.verifier.verify_header(header)
+        except InvalidToken:
+            raise ConnectionRejectionError() from None  # closes with 4403 Forbidden
+
+
+def build_services(settings: Settings) -> Services:
+    engine = create_engine(settings.db_url, pool_size=settings.database_pool_size)
+    return Services(
+        settings=settings,
+        store=SqlStore(engine),
+        broadcast=Broadcast(
+            settings.broadcast_url, queue_size=settings.subscriber_queue_size, channel_prefix=settings.channel_prefix
+        ),
+        verifier=TokenVerifier.from_settings(settings),
+    )
+
+
+async def _purge_expired(services: Services) -> None:
+    """Retention: forget events (and deleted notifications) older than TIDINGS_RETENTION_DAYS, periodically."""
+    settings = services.settings
+    while True:
+        try:
+            cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+            removed_events, removed_tombstones = await services.store.purge_before(cutoff)
+            if removed_events or removed_tombstones:
+                logger.info(
+                    "retention: removed %d events and %d deleted notifications", removed_events, removed_tombstones
+                )
+        except Exception:
+            logger.warning("retention: purge failed; will retry", exc_info=True)
+        await asyncio.sleep(settings.retention_interval)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build a tidings application. Nothing is shared between apps: tests build several side by side."""
+    settings = settings or Settings()
+    services = build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.should_migrate_on_start:
+            await migrate.upgrade(services.store.engine)
+        await services.store.start()
+        await services.broadcast.connect()
+        retention = asyncio.create_task(_purge_expired(services), name="tidings-retention")
+        try:
+            yield
+        finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
+            await services.broadcast.disconnect()
+            await services.store.close()
+
+    app = FastAPI(title="tidings", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+
+    async def context_getter(connection: HTTPConnection) -> Context:
+        context = Context(services)
+        if connection.scope["type"] == "http":
+            try:
+                context.identity = services.verifier.verify_header(connection.headers.get("authorization"))
+            except InvalidToken:
+                pass  # resolvers answer UNAUTHENTICATED
+        return context
+
+    router = TidingsGraphQLRouter(
+        build_schema(settings),
+        path=GRAPHQL_PATH,
+        context_getter=context_getter,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout),
+    )
+    app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse(GRAPHQL_PATH)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks: dict[str, Any] = {"broadcast": services.broadcast.healthy}
+        try:
+            await asyncio.wait_for(services.store.ping(), timeout=2)
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+    return app

@@ -1,0 +1,150 @@
+"""Who is calling: JWT verification, roles, and the rule that a user acts on its own data only."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from tidings.config import Settings
+from tidings.errors import bad_input, forbidden, unauthenticated
+
+SECRET_FILE_NAME = "jwt-secret"
+SERVICE_ROLE = "service"
+MAX_SUBJECT_LENGTH = 200
+
+
+class Role(StrEnum):
+    USER = "user"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified caller: `subject` is the JWT `sub`; a service may act for any user."""
+
+    subject: str
+    role: Role
+    expires_at: datetime | None = None
+
+    @property
+    def is_service(self) -> bool:
+        return self.role is Role.SERVICE
+
+    def target_user(self, user_id: str | None) -> str:
+        """The user an operation acts on: a user's own id, or the one a service names."""
+        if self.is_service:
+            if not user_id:
+                raise bad_input("A service token must pass userId", argument="userId")
+            check_user_id(user_id)
+            return user_id
+        if user_id is not None and user_id != self.subject:
+            raise forbidden("A user token may only act on its own notifications")
+        return self.subject
+
+    def require_service(self) -> None:
+        if not self.is_service:
+            raise forbidden("Only a service token may do this")
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired or not signed by us."""
+
+
+def check_user_id(user_id: str) -> None:
+    if not user_id.strip() or len(user_id) > MAX_SUBJECT_LENGTH:
+        raise bad_input(f"userId must be 1 to {MAX_SUBJECT_LENGTH} characters", argument="userId")
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The embedded default's signing secret: made once, kept in the data directory with mode 0600."""
+    path = data_dir / SECRET_FILE_NAME
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: two workers starting at once must agree on one secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+class TokenVerifier:
+    """Verifies and mints tokens with the configured secret, algorithm, issuer, audience and leeway."""
+
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self._secret = secret
+        self._algorithm = settings.jwt_algorithm
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenVerifier:
+        return cls(settings, settings.jwt_secret or load_or_create_secret(settings.data_dir))
+
+    def verify(self, token: str) -> Identity:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self._algorithm],  # pinned: never "none", never a key-type switch
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+            )
+        except jwt.PyJWTError as error:
+            raise InvalidToken(str(error)) from error
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
+            raise InvalidToken("sub must be a non-empty string")
+        role = Role.SERVICE if claims.get("role") == SERVICE_ROLE else Role.USER
+        return Identity(subject=subject, role=role, expires_at=datetime.fromtimestamp(claims["exp"], UTC))
+
+    def verify_header(self, value: str | None) -> Identity:
+        """Accept `Bearer <jwt>` (prefix optional, any case)."""
+        if not value:
+            raise InvalidToken("no token")
+        token = value.strip()
+        if token[:7].lower() == "bearer ":
+            token = token[7:].strip()
+        return self.verify(token)
+
+    def mint(self, subject: str, *, service: bool = False, ttl: timedelta = timedelta(days=1)) -> str:
+        now = datetime.now(UTC)
+        claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl}
+        if service:
+            claims["role"] = SERVICE_ROLE
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience
+        return jwt.encode(claims, self._secret, algorithm=self._algorithm)
+
+
+def authorization_from_params(params: object) -> str | None:
+    """The `authorization` key of a connection_init payload, matched case-insensitively."""
+    if not isinstance(params, dict):
+        return None
+    for key, value in params.items():
+        if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
+            return value
+    return None
+
+
+def identity_or_error(verifier: TokenVerifier, header: str | None) -> Identity | Exception:
+    try:
+        return verifier.verify_header(header)
+    except InvalidToken:
+        return unauthenticated()

@@ -1,0 +1,102 @@
+"""Settings: read once from `TIDINGS_*` environment variables, validated, then passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://", "postgresql+psycopg://")
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the URL spellings users write to the async drivers tidings runs on."""
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+asyncpg://" + url[len(scheme) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ValueError("TIDINGS_DATABASE_URL must be a postgresql:// or sqlite:// URL")
+
+
+class Settings(BaseSettings):
+    """Every knob of a tidings process. Environment variables are the field names upper-cased with `TIDINGS_`."""
+
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+
+    data_dir: Path = Path(".tidings")
+    database_url: str | None = None
+    broadcast_url: str = "memory://"
+    channel_prefix: str = "tidings"
+
+    jwt_secret: str | None = Field(default=None, repr=False)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway: Annotated[float, Field(ge=0)] = 0
+
+    retention_days: Annotated[int, Field(ge=1)] = 30
+    graphiql: bool = True
+    introspection: bool = True
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=1)] = 1
+    auto_migrate: bool | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    connection_init_timeout: Annotated[float, Field(gt=0)] = 3.0
+    subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
+    replay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    database_pool_size: Annotated[int, Field(ge=1)] = 10
+    retention_interval: Annotated[float, Field(gt=0)] = 3600.0
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, value: str | None) -> str | None:
+        return normalize_database_url(value) if value else None
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _check_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"TIDINGS_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (RFC 7518 section 3.2)")
+        return value
+
+    @field_validator("broadcast_url")
+    @classmethod
+    def _check_broadcast_url(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("TIDINGS_BROADCAST_URL must be memory://, redis:// or rediss://")
+        return value
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if self.database_url is None:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The normalized SQLAlchemy URL (always set after validation)."""
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
+    def embedded(self) -> bool:
+        """The no-servers default: SQLite and in-process fan-out."""
+        return self.is_sqlite and self.broadcast_url.startswith("memory://")
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        """SQLite migrates itself on start; a shared PostgreSQL is migrated by `tidings migrate` unless asked."""
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate

@@ -1,0 +1,39 @@
+"""The GraphQL context: the process's services and the verified caller of one request or connection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strawberry.fastapi import BaseContext
+
+from tidings.auth import Identity, TokenVerifier
+from tidings.broadcast import Broadcast
+from tidings.config import Settings
+from tidings.errors import unauthenticated
+from tidings.store import SqlStore
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a request may use, built once by `create_app(settings)`."""
+
+    settings: Settings
+    store: SqlStore
+    broadcast: Broadcast
+    verifier: TokenVerifier
+
+
+class Context(BaseContext):
+    """Per HTTP request, or per WebSocket connection (set at `connection_init`)."""
+
+    def __init__(self, services: Services, identity: Identity | None = None) -> None:
+        super().__init__()
+        self.services = services
+        self.identity = identity
+
+    @property
+    def caller(self) -> Identity:
+        """The verified caller, or an UNAUTHENTICATED error."""
+        if self.identity is None:
+            raise unauthenticated()
+        return self.identity

@@ -1,0 +1,306 @@
+"""Query, mutation and subscription logic: authorization, input rules, store calls, publish after commit."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy.exc
+import strawberry
+from strawberry.extensions import DisableIntrospection, MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.types import Info
+
+from graphql import GraphQLError
+from tidings.config import Settings
+from tidings.context import Context
+from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
+from tidings.errors import ErrorCode, UserError, bad_input, is_user_error, not_found
+from tidings.feed import FeedFollower, user_channel
+from tidings.schema import (
+    CreateNotificationInput,
+    MarkAllReadResult,
+    Notification,
+    NotificationConnection,
+    NotificationEvent,
+    NotificationFilter,
+)
+from tidings.store import FeedEvent, IdempotencyConflict, NotFound, NotificationType
+
+logger = logging.getLogger("tidings")
+
+MAX_TITLE = 200
+MAX_MESSAGE = 10_000
+MAX_DATA_BYTES = 16 * 1024
+MAX_IDEMPOTENCY_KEY = 200
+MAX_PAGE = 100
+
+T = TypeVar("T")
+
+
+# -- input rules ------------------------------------------------------------------------------------------------
+
+
+def _page_size(first: int, default_max: int = MAX_PAGE) -> int:
+    if not 1 <= first <= default_max:
+        raise bad_input(f"first must be between 1 and {default_max}", argument="first")
+    return first
+
+
+def _notification_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise bad_input("id is not a notification id", argument="id") from None
+
+
+def _feed_cursor(value: str, argument: str) -> FeedCursor:
+    try:
+        return FeedCursor.decode(value)
+    except MalformedCursor:
+        raise bad_input(f"{argument} is not a valid feed cursor", argument=argument) from None
+
+
+def _validated(data: CreateNotificationInput) -> dict[str, Any]:
+    if not data.title.strip():
+        raise bad_input("title must not be blank", argument="title")
+    if len(data.title) > MAX_TITLE:
+        raise bad_input(f"title must be at most {MAX_TITLE} characters", argument="title")
+    if len(data.message) > MAX_MESSAGE:
+        raise bad_input(f"message must be at most {MAX_MESSAGE} characters", argument="message")
+    if data.data is not None:
+        if not isinstance(data.data, dict):
+            raise bad_input("data must be a JSON object", argument="data")
+        try:
+            size = len(orjson.dumps(data.data))
+        except TypeError:
+            raise bad_input("data must be JSON", argument="data") from None
+        if size > MAX_DATA_BYTES:
+            raise bad_input(f"data must be at most {MAX_DATA_BYTES} bytes as JSON", argument="data")
+    key = data.idempotency_key
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise bad_input(f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", argument="idempotencyKey")
+    return {
+        "type": NotificationType(data.type or NotificationType.INFO),
+        "title": data.title,
+        "message": data.message,
+        "data": data.data,
+        "idempotency_key": key,
+    }
+
+
+# -- database faults and publishing -----------------------------------------------------------------------------
+
+_UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError, TimeoutError)
+
+
+async def _db(call: Callable[[], Awaitable[T]]) -> T:
+    """Run a store call; a database that cannot be reached is SERVICE_UNAVAILABLE, not an internal error."""
+    try:
+        return await call()
+    except _UNAVAILABLE as error:
+        logger.warning("database unavailable: %s", type(error).__name__)
+        raise UserError("The database is unavailable; try again shortly", ErrorCode.SERVICE_UNAVAILABLE) from None
+
+
+async def _publish(context: Context, event: FeedEvent | None) -> None:
+    """Wake the user's subscribers, after commit. Losing a wake-up loses nothing: followers read the database."""
+    if event is None:
+        return
+    try:
+        await context.services.broadcast.publish(user_channel(event.user_id), event.to_json())
+    except Exception:
+        logger.warning("broadcast: publish failed for a committed event; subscribers will catch up", exc_info=True)
+
+
+def _owner(context: Context) -> str | None:
+    """Whose notifications the caller may touch by id: a user's own, a service's any."""
+    caller = context.caller
+    return None if caller.is_service else caller.subject
+
+
+# -- root types -------------------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="Read notifications. A user token reads its own; a service token passes `userId`.")
+class Query:
+    @strawberry.field(description="The user's notifications, newest first, with the unread count and feed cursor.")
+    async def notifications(
+        self,
+        info: Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
+        filter: NotificationFilter | None = None,
+        user_id: strawberry.ID | None = None,
+    ) -> NotificationConnection:
+        services = info.context.services
+        user = info.context.caller.target_user(user_id)
+        size = _page_size(first)
+        before = None
+        if after is not None:
+            try:
+                before = decode_page_cursor(after)
+            except MalformedCursor:
+                raise bad_input("after is not a valid page cursor", argument="after") from None
+        page = await _db(
+            lambda: services.store.list_notifications(
+                user_id=user,
+                first=size,
+                before_seq=before,
+                read=filter.read if filter else None,
+                type=NotificationType(filter.type) if filter and filter.type else None,
+            )
+        )
+        return NotificationConnection.from_page(page, services.store.epoch)
+
+    @strawberry.field(description="The user's unread notifications, newest first.")
+    async def unread_notifications(
+        self, info: Info[Context, None], first: int = 50, user_id: strawberry.ID | None = None
+    ) -> list[Notification]:
+        store = info.context.services.store
+        user = info.context.caller.target_user(user_id)
+        size = _page_size(first)
+        items = await _db(lambda: store.unread_notifications(user_id=user, first=size))
+        return [Notification.from_record(item) for item in items]
+
+    @strawberry.field(description="How many of the user's notifications are unread.")
+    async def unread_count(self, info: Info[Context, None], user_id: strawberry.ID | None = None) -> int:
+        store = info.context.services.store
+        user = info.context.caller.target_user(user_id)
+        position = await _db(lambda: store.feed_position(user))
+        return position.unread_count
+
+    @strawberry.field(description="One notification; null when it does not exist or is not the caller's.")
+    async def notification(self, info: Info[Context, None], id: strawberry.ID) -> Notification | None:
+        store = info.context.services.store
+        owner = _owner(info.context)
+        try:
+            notification_id = _notification_id(id)
+        except UserError:
+            return None
+        record = await _db(lambda: store.get_notification(notification_id, owner=owner))
+        return Notification.from_record(record) if record else None
+
+
+@strawberry.type(description="Change notifications. Every change is delivered to all of the user's connections.")
+class Mutation:
+    @strawberry.mutation(description="Create a notification for a user (service tokens only).")
+    async def create_notification(self, info: Info[Context, None], input: CreateNotificationInput) -> Notification:
+        info.context.caller.require_service()
+        user = info.context.caller.target_user(input.user_id)
+        fields = _validated(input)
+        store = info.context.services.store
+        try:
+            record, event = await _db(lambda: store.create_notification(user_id=user, **fields))
+        except IdempotencyConflict as error:
+            raise bad_input(str(error), argument="idempotencyKey") from None
+        await _publish(info.context, event)
+        return Notification.from_record(record)
+
+    @strawberry.mutation(description="Mark one notification read. Already read: returned unchanged, no event.")
+    async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
+        owner = _owner(info.context)
+        notification_id = _notification_id(id)
+        store = info.context.services.store
+        try:
+            record, event = await _db(lambda: store.mark_read(notification_id=notification_id, owner=owner))
+        except NotFound:
+            raise not_found() from None
+        await _publish(info.context, event)
+        return Notification.from_record(record)
+
+    @strawberry.mutation(
+        description=(
+            "Mark the user's unread notifications read in one ALL_READ event. With `upTo` (a feed cursor, such as "
+            "`feedCursor` of the list the user saw) only those created at or before it, so one that arrived "
+            "later is not silently marked read."
+        )
+    )
+    async def mark_all_notifications_read(
+        self, info: Info[Context, None], user_id: strawberry.ID | None = None, up_to: str | None = None
+    ) -> MarkAllReadResult:
+        user = info.context.caller.target_user(user_id)
+        store = info.context.services.store
+        up_to_seq = None
+        if up_to is not None:
+            cursor = _feed_cursor(up_to, "upTo")
+            if cursor.epoch != store.epoch:
+                raise bad_input("upTo is a cursor of another database", argument="upTo")
+            up_to_seq = cursor.seq
+        result = await _db(lambda: store.mark_all_read(user_id=user, up_to_seq=up_to_seq))
+        await _publish(info.context, result.event)
+        return MarkAllReadResult(
+            count=result.count,
+            unread_count=result.position.unread_count,
+            cursor=FeedCursor(store.epoch, result.position.seq).encode(),
+        )
+
+    @strawberry.mutation(description="Delete one notification; returns its id. Devices get a DELETED event.")
+    async def delete_notification(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
+        owner = _owner(info.context)
+        notification_id = _notification_id(id)
+        store = info.context.services.store
+        try:
+            record, event = await _db(lambda: store.delete(notification_id=notification_id, owner=owner))
+        except NotFound:
+            raise not_found() from None
+        await _publish(info.context, event)
+        return strawberry.ID(record.id)
+
+
+@strawberry.type(description="Live events over graphql-transport-ws.")
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "Every change to the user's notifications, in order. With `after` (an event cursor or a list's "
+            "`feedCursor`) it first replays what happened since, from the database, then continues live: nothing "
+            "missed, nothing twice. A cursor whose events are no longer kept starts with RESYNC."
+        )
+    )
+    async def notification_events(
+        self, info: Info[Context, None], after: str | None = None, user_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[NotificationEvent, None]:
+        # Checked before the stream starts, so a refusal is a graphql-transport-ws `error` message.
+        user = info.context.caller.target_user(user_id)
+        start = _feed_cursor(after, "after") if after is not None else None
+        services = info.context.services
+        follower = FeedFollower(
+            services.store, services.broadcast, user, batch_size=services.settings.replay_batch_size
+        )
+        return _as_graphql(follower.follow(start), services.store.epoch)
+
+
+async def _as_graphql(events: AsyncIterator[FeedEvent], epoch: str) -> AsyncGenerator[NotificationEvent, None]:
+    async with aclosing(events):  # type: ignore[type-var]
+        async for event in events:
+            yield NotificationEvent.from_event(event, epoch)
+
+
+# -- schema extensions ------------------------------------------------------------------------------------------
+
+
+class _MaskInternalErrors(MaskErrors):
+    """Hide internal errors (no stack traces or SQL in responses), with a code clients can branch on."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not is_user_error(error), error_message="Internal error")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
+
+
+def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+    """Factories: Strawberry builds fresh extensions per request (the parse and validation caches are shared)."""
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        _MaskInternalErrors,
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return extensions

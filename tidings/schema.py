@@ -1,0 +1,189 @@
+"""The GraphQL types of tidings. SDL descriptions here are the API documentation users read in GraphiQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
+
+from tidings.cursors import FeedCursor, encode_page_cursor
+from tidings.store import records
+
+if TYPE_CHECKING:
+    from tidings.config import Settings
+
+DateTime = strawberry.scalar(
+    name="DateTime",
+    description="An ISO-8601 date and time with UTC offset, e.g. 2026-11-28T21:04:13.123456+00:00.",
+    serialize=lambda value: value.isoformat(),
+    parse_value=lambda value: datetime.fromisoformat(value),
+)
+
+strawberry.enum(
+    records.NotificationType,
+    name="NotificationType", description="How a notification should look: its severity."
+)
+strawberry.enum(
+    records.EventKind,
+    name="NotificationEventKind",
+    description=(
+        "What happened. CREATED, READ and DELETED carry the notification; ALL_READ marks every notification up to "
+        "`upToSequence` read; RESYNC means events were missed beyond recovery: refetch, then continue from its cursor."
+    ),
+)
+
+
+@strawberry.type(description="A notification for one user.")
+class Notification:
+    id: strawberry.ID = strawberry.field(description="Opaque, stable identifier.")
+    user_id: strawberry.ID = strawberry.field(description="The user this notification is for.")
+    type: records.NotificationType = strawberry.field(description="Severity, for colour and icon.")
+    title: str = strawberry.field(description="Short headline (at most 200 characters).")
+    message: str = strawberry.field(description="Body text (at most 10,000 characters).")
+    data: JSON | None = strawberry.field(description="Application data: a JSON object (at most 16 KiB), or null.")
+    read: bool = strawberry.field(description="Whether the user has read it.")
+    read_at: datetime | None = strawberry.field(description="When it was read (ISO-8601, UTC), or null.")
+    created_at: datetime = strawberry.field(description="When it was created (ISO-8601, UTC).")
+    sequence: int = strawberry.field(
+        description="Position in the user's feed at which it was created; ALL_READ marks those up to a position."
+    )
+
+    @classmethod
+    def from_record(cls, record: records.NotificationRecord) -> Notification:
+        return cls(
+            id=strawberry.ID(record.id),
+            user_id=strawberry.ID(record.user_id),
+            type=record.type,
+            title=record.title,
+            message=record.message,
+            data=JSON(record.data) if record.data is not None else None,
+            read=record.read_at is not None,
+            read_at=record.read_at,
+            created_at=record.created_at,
+            sequence=record.seq,
+        )
+
+
+@strawberry.type(description="Pagination state (Relay cursor connections).")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="Whether older notifications follow.")
+    end_cursor: str | None = strawberry.field(description="Pass as `after` to get the next page; null when empty.")
+
+
+@strawberry.type(description="One notification in a page, with its page cursor.")
+class NotificationEdge:
+    cursor: str = strawberry.field(description="Page cursor of this notification.")
+    node: Notification = strawberry.field(description="The notification.")
+
+
+@strawberry.type(description="A page of notifications, newest first, with the unread count and feed position.")
+class NotificationConnection:
+    edges: list[NotificationEdge] = strawberry.field(description="The notifications of this page, newest first.")
+    page_info: PageInfo = strawberry.field(description="How to fetch the next page.")
+    unread_count: int = strawberry.field(description="The user's unread count, read in the same snapshot as the page.")
+    feed_cursor: str = strawberry.field(
+        description=(
+            "Position of the user's event feed in that same snapshot: subscribe with "
+            "`notificationEvents(after: feedCursor)` to miss nothing that happens after this page was read."
+        )
+    )
+
+    @classmethod
+    def from_page(cls, page: records.NotificationPage, epoch: str) -> NotificationConnection:
+        edges = [
+            NotificationEdge(cursor=encode_page_cursor(item.seq), node=Notification.from_record(item))
+            for item in page.items
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None),
+            unread_count=page.position.unread_count,
+            feed_cursor=FeedCursor(epoch, page.position.seq).encode(),
+        )
+
+
+@strawberry.type(description="One change to the user's notifications, delivered to every connection of that user.")
+class NotificationEvent:
+    kind: records.EventKind = strawberry.field(description="What happened.")
+    cursor: str = strawberry.field(description="Resume point: pass as `after` to continue right after this event.")
+    notification: Notification | None = strawberry.field(
+        description="For CREATED, READ and DELETED: the notification as it was right after the event. Null otherwise."
+    )
+    unread_count: int = strawberry.field(description="The user's unread count right after this event.")
+    sequence: int = strawberry.field(description="Position of this event in the user's feed (strictly increasing).")
+    up_to_sequence: int | None = strawberry.field(
+        description="For ALL_READ: notifications whose `sequence` is at or below this are now read. Null otherwise."
+    )
+    count: int | None = strawberry.field(description="For ALL_READ: how many notifications it marked read.")
+
+    @classmethod
+    def from_event(cls, event: records.FeedEvent, epoch: str) -> NotificationEvent:
+        return cls(
+            kind=event.kind,
+            cursor=FeedCursor(epoch, event.seq).encode(),
+            notification=Notification.from_record(event.notification) if event.notification else None,
+            unread_count=event.unread_count,
+            sequence=event.seq,
+            up_to_sequence=event.up_to_seq,
+            count=event.count,
+        )
+
+
+@strawberry.input(description="Narrow a notification list.")
+class NotificationFilter:
+    read: bool | None = strawberry.field(default=None, description="Only read (true) or only unread (false).")
+    type: records.NotificationType | None = strawberry.field(default=None, description="Only this type.")
+
+
+@strawberry.input(description="A notification to create (service tokens only).")
+class CreateNotificationInput:
+    user_id: strawberry.ID = strawberry.field(description="The user to notify.")
+    title: str = strawberry.field(description="Non-blank, at most 200 characters.")
+    message: str = strawberry.field(description="At most 10,000 characters.")
+    type: records.NotificationType | None = strawberry.field(
+        default=records.NotificationType.INFO, description="Severity (INFO when omitted or null)."
+    )
+    data: JSON | None = strawberry.field(default=None, description="A JSON object of at most 16 KiB, or null.")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description=(
+            "At most 200 characters. Retrying with a key already used for this user returns the original "
+            "notification and delivers nothing new; the same key with a different payload is an error."
+        ),
+    )
+
+
+@strawberry.type(description="Result of marking notifications read in one step.")
+class MarkAllReadResult:
+    count: int = strawberry.field(description="How many notifications were marked read.")
+    unread_count: int = strawberry.field(description="The user's unread count afterwards.")
+    cursor: str = strawberry.field(
+        description="Feed position after the ALL_READ event (or the current position when nothing changed)."
+    )
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    """The executable schema with tidings' extensions (error masking, caches, optional introspection block)."""
+    from tidings.resolvers import Mutation, Query, Subscription, schema_extensions
+
+    return TidingsSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=schema_extensions(settings),
+        config=StrawberryConfig(scalar_map={datetime: DateTime}),
+    )
+
+
+class TidingsSchema(strawberry.Schema):
+    """Logs only unexpected errors: a user's bad input is an answer, not a failure of the service."""
+
+    def process_errors(self, errors, execution_context=None):  # type: ignore[no-untyped-def]
+        from tidings.errors import is_user_error
+
+        unexpected = [error for error in errors if not is_user_error(error)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)

@@ -1,0 +1,105 @@
+"""Tables. The per-user feed row is the lock that orders every change of that user's notifications."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Meta(SQLModel, table=True):
+    """Facts about this database, such as the feed epoch that cursors carry."""
+
+    __tablename__: ClassVar[str] = "tidings_meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=200)
+
+
+class UserFeed(SQLModel, table=True):
+    """One row per user: the last feed position and the unread count after it, changed only under its row lock."""
+
+    __tablename__: ClassVar[str] = "user_feeds"
+
+    user_id: str = Field(primary_key=True, max_length=200)
+    last_seq: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    unread_count: int = Field(default=0, nullable=False)
+
+
+class Notification(SQLModel, table=True):
+    """A user's notification. Deleted ones stay as tombstones so idempotency keys keep their meaning."""
+
+    __tablename__: ClassVar[str] = "notifications"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "seq", name="uq_notifications_user_seq"),
+        sa.UniqueConstraint("user_id", "idempotency_key", name="uq_notifications_user_idempotency_key"),
+        # Unread, live notifications of a user by position: unread lists, counts and mark-all-read use only this.
+        sa.Index(
+            "ix_notifications_user_unread",
+            "user_id",
+            "seq",
+            postgresql_where=sa.text("read_at IS NULL AND deleted_at IS NULL"),
+            sqlite_where=sa.text("read_at IS NULL AND deleted_at IS NULL"),
+        ),
+        sa.Index("ix_notifications_deleted_at", "deleted_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    user_id: str = Field(max_length=200, nullable=False)
+    seq: int = Field(sa_type=sa.BigInteger, nullable=False)
+    type: str = Field(max_length=16, nullable=False)
+    title: str = Field(max_length=200, nullable=False)
+    message: str = Field(sa_type=sa.Text, nullable=False)
+    data: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    request_hash: str | None = Field(default=None, max_length=64)
+
+
+class NotificationEvent(SQLModel, table=True):
+    """The per-user event log: what each feed position was, kept as it was delivered live."""
+
+    __tablename__: ClassVar[str] = "notification_events"
+    __table_args__ = (sa.Index("ix_notification_events_created_at", "created_at"),)
+
+    user_id: str = Field(primary_key=True, max_length=200)
+    seq: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    kind: str = Field(max_length=16, nullable=False)
+    notification_id: str | None = Field(default=None, max_length=36)
+    snapshot: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    unread_count: int = Field(nullable=False)
+    up_to_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
+    count: int | None = Field(default=None)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+metadata = SQLModel.metadata
+meta_table: sa.Table = Meta.__table__  # type: ignore[attr-defined]
+feeds: sa.Table = UserFeed.__table__  # type: ignore[attr-defined]
+notifications: sa.Table = Notification.__table__  # type: ignore[attr-defined]
+events: sa.Table = NotificationEvent.__table__  # type: ignore[attr-defined]

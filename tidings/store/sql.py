@@ -1,0 +1,430 @@
+"""The store: one SQLAlchemy implementation for SQLite and PostgreSQL.
+
+Every change of a user's notifications runs in one transaction that first locks that user's feed row, takes the next
+per-user sequence number, changes the notifications and appends the event. Sequence order is therefore commit order
+for each user, and the event log can be replayed after any position without gaps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tidings.store.engine import WRITE_OPTION
+from tidings.store.models import events, feeds, meta_table, notifications
+from tidings.store.records import (
+    EventKind,
+    FeedEvent,
+    FeedPosition,
+    IdempotencyConflict,
+    MarkAllResult,
+    NotFound,
+    NotificationPage,
+    NotificationRecord,
+    NotificationType,
+)
+
+EPOCH_KEY = "feed_epoch"
+
+_NOTIFICATION_COLUMNS = (
+    notifications.c.id,
+    notifications.c.user_id,
+    notifications.c.seq,
+    notifications.c.type,
+    notifications.c.title,
+    notifications.c.message,
+    notifications.c.data,
+    notifications.c.read_at,
+    notifications.c.created_at,
+)
+_LIVE = notifications.c.deleted_at.is_(None)
+_UNREAD = sa.and_(notifications.c.read_at.is_(None), _LIVE)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record(row: Any) -> NotificationRecord:
+    return NotificationRecord(
+        id=row.id,
+        user_id=row.user_id,
+        seq=row.seq,
+        type=NotificationType(row.type),
+        title=row.title,
+        message=row.message,
+        data=row.data,
+        read_at=row.read_at,
+        created_at=row.created_at,
+    )
+
+
+def _request_hash(type_: NotificationType, title: str, message: str, data: dict[str, Any] | None) -> str:
+    canonical = orjson.dumps([type_.value, title, message, data], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class SqlStore:
+    """Notifications, per-user feeds and the event log in one SQL database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._is_postgres = engine.dialect.name == "postgresql"
+        # One snapshot for every read of a request (PostgreSQL's default gives each statement its own).
+        self._reader = engine.execution_options(isolation_level="REPEATABLE READ") if self._is_postgres else engine
+        self._epoch: str | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @property
+    def epoch(self) -> str:
+        """This database's feed epoch: cursors from another database carry another one."""
+        if self._epoch is None:
+            raise RuntimeError("SqlStore.start() has not run")
+        return self._epoch
+
+    async def start(self) -> None:
+        """Load the feed epoch (written by the first migration)."""
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(sa.select(meta_table.c.value).where(meta_table.c.key == EPOCH_KEY))
+        if value is None:
+            raise RuntimeError("the database has not been migrated: run `tidings migrate`")
+        self._epoch = value
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._reader.begin() as conn:
+            yield conn
+
+    # -- the per-user lock -------------------------------------------------------------------------------------
+
+    async def _lock_feed(self, conn: AsyncConnection, user_id: str) -> FeedPosition:
+        """Create the user's feed row if needed and hold its row lock until commit."""
+        insert = pg_insert if self._is_postgres else sqlite_insert
+        statement = (
+            insert(feeds)
+            .values(user_id=user_id, last_seq=0, unread_count=0)
+            .on_conflict_do_update(index_elements=[feeds.c.user_id], set_={"last_seq": feeds.c.last_seq})
+            .returning(feeds.c.last_seq, feeds.c.unread_count)
+        )
+        row = (await conn.execute(statement)).one()
+        return FeedPosition(seq=row.last_seq, unread_count=row.unread_count)
+
+    async def _append(
+        self,
+        conn: AsyncConnection,
+        position: FeedPosition,
+        *,
+        user_id: str,
+        kind: EventKind,
+        unread_delta: int,
+        notification: NotificationRecord | None,
+        up_to_seq: int | None = None,
+        count: int | None = None,
+    ) -> FeedEvent:
+        """Take the next position of a locked feed and log the event there."""
+        event = FeedEvent(
+            user_id=user_id,
+            seq=position.seq + 1,
+            kind=kind,
+            unread_count=position.unread_count + unread_delta,
+            notification=notification,
+            up_to_seq=up_to_seq,
+            count=count,
+        )
+        await conn.execute(
+            feeds.update().where(feeds.c.user_id == user_id).values(last_seq=event.seq, unread_count=event.unread_count)
+        )
+        await conn.execute(
+            events.insert().values(
+                user_id=user_id,
+                seq=event.seq,
+                kind=kind.value,
+                notification_id=notification.id if notification else None,
+                snapshot=notification.to_dict() if notification else None,
+                unread_count=event.unread_count,
+                up_to_seq=up_to_seq,
+                count=count,
+                created_at=_now(),
+            )
+        )
+        return event
+
+    # -- writes -------------------------------------------------------------------------------------------------
+
+    async def create_notification(
+        self,
+        *,
+        user_id: str,
+        type: NotificationType,
+        title: str,
+        message: str,
+        data: dict[str, Any] | None,
+        idempotency_key: str | None = None,
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
+        """Create a notification; a repeated idempotency key returns the original and no event."""
+        request_hash = _request_hash(type, title, message, data)
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            if idempotency_key is not None:
+                # Read under the feed lock: a concurrent request with the same key has committed or not started.
+                existing = (
+                    await conn.execute(
+                        sa.select(*_NOTIFICATION_COLUMNS, notifications.c.request_hash).where(
+                            notifications.c.user_id == user_id, notifications.c.idempotency_key == idempotency_key
+                        )
+                    )
+                ).one_or_none()
+                if existing is not None:
+                    if existing.request_hash != request_hash:
+                        raise IdempotencyConflict("idempotencyKey was already used with a different payload")
+                    return _record(existing), None
+            record = NotificationRecord(
+                id=str(uuid.uuid4()),
+                user_id=user_id,
+                seq=position.seq + 1,
+                type=type,
+                title=title,
+                message=message,
+                data=data,
+                read_at=None,
+                created_at=_now(),
+            )
+            await conn.execute(
+                notifications.insert().values(
+                    id=record.id,
+                    user_id=user_id,
+                    seq=record.seq,
+                    type=type.value,
+                    title=title,
+                    message=message,
+                    data=data,
+                    created_at=record.created_at,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                )
+            )
+            event = await self._append(
+                conn, position, user_id=user_id, kind=EventKind.CREATED, unread_delta=1, notification=record
+            )
+        return record, event
+
+    async def _owner_of(self, notification_id: str, owner: str | None) -> str:
+        async with self._engine.connect() as conn:
+            query = sa.select(notifications.c.user_id).where(notifications.c.id == notification_id, _LIVE)
+            if owner is not None:
+                query = query.where(notifications.c.user_id == owner)
+            user_id = await conn.scalar(query)
+        if user_id is None:
+            raise NotFound
+        return str(user_id)
+
+    async def _locked_notification(
+        self, conn: AsyncConnection, notification_id: str, user_id: str
+    ) -> NotificationRecord:
+        row = (
+            await conn.execute(
+                sa.select(*_NOTIFICATION_COLUMNS).where(
+                    notifications.c.id == notification_id, notifications.c.user_id == user_id, _LIVE
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound  # deleted between the lookup and the lock
+        return _record(row)
+
+    async def mark_read(
+        self, *, notification_id: str, owner: str | None
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
+        """Mark one notification read; `owner` None means any user's (a service). Already read: no event."""
+        user_id = await self._owner_of(notification_id, owner)
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            current = await self._locked_notification(conn, notification_id, user_id)
+            if current.read_at is not None:
+                return current, None
+            read_at = _now()
+            await conn.execute(
+                notifications.update().where(notifications.c.id == notification_id).values(read_at=read_at)
+            )
+            record = dataclasses.replace(current, read_at=read_at)
+            event = await self._append(
+                conn, position, user_id=user_id, kind=EventKind.READ, unread_delta=-1, notification=record
+            )
+        return record, event
+
+    async def delete(self, *, notification_id: str, owner: str | None) -> tuple[NotificationRecord, FeedEvent]:
+        """Delete one notification (kept as a tombstone); the event carries its last state."""
+        user_id = await self._owner_of(notification_id, owner)
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            current = await self._locked_notification(conn, notification_id, user_id)
+            await conn.execute(
+                notifications.update().where(notifications.c.id == notification_id).values(deleted_at=_now())
+            )
+            event = await self._append(
+                conn,
+                position,
+                user_id=user_id,
+                kind=EventKind.DELETED,
+                unread_delta=-1 if current.read_at is None else 0,
+                notification=current,
+            )
+        return current, event
+
+    async def mark_all_read(self, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
+        """Mark read every unread notification created at or before `up_to_seq` (all when None): one event."""
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            limit = position.seq if up_to_seq is None else min(up_to_seq, position.seq)
+            result = await conn.execute(
+                notifications.update()
+                .where(notifications.c.user_id == user_id, _UNREAD, notifications.c.seq <= limit)
+                .values(read_at=_now())
+            )
+            count = result.rowcount
+            if count == 0:
+                return MarkAllResult(count=0, position=position, event=None)
+            event = await self._append(
+                conn,
+                position,
+                user_id=user_id,
+                kind=EventKind.ALL_READ,
+                unread_delta=-count,
+                notification=None,
+                up_to_seq=limit,
+                count=count,
+            )
+        return MarkAllResult(count=count, position=FeedPosition(event.seq, event.unread_count), event=event)
+
+    # -- reads --------------------------------------------------------------------------------------------------
+
+    async def _position(self, conn: AsyncConnection, user_id: str) -> FeedPosition:
+        row = (
+            await conn.execute(sa.select(feeds.c.last_seq, feeds.c.unread_count).where(feeds.c.user_id == user_id))
+        ).one_or_none()
+        return FeedPosition(seq=row.last_seq, unread_count=row.unread_count) if row else FeedPosition(0, 0)
+
+    async def feed_position(self, user_id: str) -> FeedPosition:
+        async with self._read() as conn:
+            return await self._position(conn, user_id)
+
+    async def get_notification(self, notification_id: str, *, owner: str | None) -> NotificationRecord | None:
+        query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.id == notification_id, _LIVE)
+        if owner is not None:
+            query = query.where(notifications.c.user_id == owner)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return _record(row) if row else None
+
+    async def list_notifications(
+        self,
+        *,
+        user_id: str,
+        first: int,
+        before_seq: int | None = None,
+        read: bool | None = None,
+        type: NotificationType | None = None,
+    ) -> NotificationPage:
+        """Newest first, keyset-paginated by position; unread count and feed position from the same snapshot."""
+        query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.user_id == user_id, _LIVE)
+        if before_seq is not None:
+            query = query.where(notifications.c.seq < before_seq)
+        if read is True:
+            query = query.where(notifications.c.read_at.is_not(None))
+        elif read is False:
+            query = query.where(notifications.c.read_at.is_(None))
+        if type is not None:
+            query = query.where(notifications.c.type == type.value)
+        query = query.order_by(notifications.c.seq.desc()).limit(first + 1)
+        async with self._read() as conn:
+            position = await self._position(conn, user_id)
+            rows = (await conn.execute(query)).all()
+        return NotificationPage(
+            items=[_record(row) for row in rows[:first]], has_next_page=len(rows) > first, position=position
+        )
+
+    async def unread_notifications(self, *, user_id: str, first: int) -> list[NotificationRecord]:
+        query = (
+            sa.select(*_NOTIFICATION_COLUMNS)
+            .where(notifications.c.user_id == user_id, _UNREAD)
+            .order_by(notifications.c.seq.desc())
+            .limit(first)
+        )
+        async with self._read() as conn:
+            return [_record(row) for row in (await conn.execute(query)).all()]
+
+    async def events_after(self, user_id: str, after_seq: int, *, limit: int) -> list[FeedEvent]:
+        """The user's logged events after a position, in order (at most `limit`)."""
+        query = (
+            sa.select(events)
+            .where(events.c.user_id == user_id, events.c.seq > after_seq)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(row) for row in rows]
+
+    async def feed_positions(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """Last positions of many users in one query (for periodic catch-up of local subscribers)."""
+        if not user_ids:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(sa.select(feeds.c.user_id, feeds.c.last_seq).where(feeds.c.user_id.in_(user_ids)))
+            ).all()
+        return {row.user_id: row.last_seq for row in rows}
+
+    # -- retention ----------------------------------------------------------------------------------------------
+
+    async def purge_before(self, cutoff: datetime) -> tuple[int, int]:
+        """Forget events and tombstones older than `cutoff`; returns (events, tombstones) removed.
+
+        A cursor from before the purge then finds its next event missing and gets RESYNC.
+        """
+        async with self._write() as conn:
+            removed_events = (await conn.execute(events.delete().where(events.c.created_at < cutoff))).rowcount
+            removed_tombstones = (
+                await conn.execute(notifications.delete().where(notifications.c.deleted_at < cutoff))
+            ).rowcount
+        return removed_events, removed_tombstones
+
+
+def _event(row: Any) -> FeedEvent:
+    values = row._mapping  # not attribute access: Row.count is tuple.count
+    return FeedEvent(
+        user_id=values["user_id"],
+        seq=values["seq"],
+        kind=EventKind(values["kind"]),
+        unread_count=values["unread_count"],
+        notification=NotificationRecord.from_dict(values["snapshot"]) if values["snapshot"] else None,
+        up_to_seq=values["up_to_seq"],
+        count=values["count"],
+    )
