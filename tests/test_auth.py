@@ -45,7 +45,12 @@ async def test_websocket_without_a_valid_token_is_closed_4403(server: ServerProc
 
 
 async def test_websocket_token_key_is_case_insensitive_and_prefix_optional(server: ServerProcess, user: str) -> None:
-    for payload in ({"Authorization": f"Bearer {token(user)}"}, {"AUTHORIZATION": token(user)}):
+    payloads = (
+        {"Authorization": f"Bearer {token(user)}"},
+        {"AUTHORIZATION": token(user)},
+        {"headers": {"authorization": f"bearer {token(user)}"}},
+    )
+    for payload in payloads:
         async with await WSClient.open(server.ws_url) as client:
             await client.send({"type": "connection_init", "payload": payload})
             assert (await client.receive())["type"] == "connection_ack"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.broadcast import Broadcast
 from tidings.cursors import FeedCursor
-from tidings.feed import FeedFollower, user_channel
+from tidings.feed import FeedFollower, FeedHub, user_channel
 from tidings.store import EventKind, FeedEvent, NotificationType, SqlStore
 
 WAIT = 10.0
@@ -104,5 +104,25 @@ async def test_cursor_ahead_of_the_feed_or_from_another_epoch_gets_resync(store:
             async with aclosing(follower.follow(cursor)) as events:
                 (resync,) = await _take(events, 1)
                 assert resync.kind is EventKind.RESYNC and resync.seq == 1
+    finally:
+        await broadcast.disconnect()
+
+
+async def test_periodic_sync_delivers_a_lost_last_message(store: SqlStore, user: str) -> None:
+    broadcast = await _memory_broadcast()
+    hub = FeedHub(store)
+    try:
+        follower = FeedFollower(store, broadcast, user, batch_size=10, hub=hub)
+        async with aclosing(follower.follow(None)) as events:
+            waiting = asyncio.ensure_future(anext(events))
+            await asyncio.sleep(0.05)
+            assert hub.users() == [user]
+            lost = await _create(store, None, user, "its wake-up was lost, and nothing follows it")
+            await asyncio.sleep(0.05)
+            assert not waiting.done()  # no gap to notice: only the sync can find it
+            assert await hub.sync_once() == 1
+            assert await asyncio.wait_for(waiting, WAIT) == lost
+            assert await hub.sync_once() == 0
+        assert hub.users() == []
     finally:
         await broadcast.disconnect()

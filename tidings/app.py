@@ -21,6 +21,7 @@ from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.context import Context, Services
+from tidings.feed import FeedHub
 from tidings.schema import build_schema
 from tidings.store import SqlStore, create_engine
 
@@ -41,14 +42,21 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
 
 
 def build_services(settings: Settings) -> Services:
-    engine = create_engine(settings.db_url, pool_size=settings.database_pool_size)
+    engine = create_engine(
+        settings.db_url,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout,
+        statement_timeout=settings.statement_timeout,
+    )
+    store = SqlStore(engine)
     return Services(
         settings=settings,
-        store=SqlStore(engine),
+        store=store,
         broadcast=Broadcast(
             settings.broadcast_url, queue_size=settings.subscriber_queue_size, channel_prefix=settings.channel_prefix
         ),
         verifier=TokenVerifier.from_settings(settings),
+        hub=FeedHub(store),
     )
 
 
@@ -79,13 +87,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate.upgrade(services.store.engine)
         await services.store.start()
         await services.broadcast.connect()
-        retention = asyncio.create_task(_purge_expired(services), name="tidings-retention")
+        background = [
+            asyncio.create_task(_purge_expired(services), name="tidings-retention"),
+            asyncio.create_task(services.hub.run(settings.sync_interval), name="tidings-feed-sync"),
+        ]
         try:
             yield
         finally:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await services.broadcast.disconnect()
             await services.store.close()
 

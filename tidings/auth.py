@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 
 from tidings.config import Settings
-from tidings.errors import bad_input, forbidden, unauthenticated
+from tidings.errors import bad_input, forbidden
 
 SECRET_FILE_NAME = "jwt-secret"
 SERVICE_ROLE = "service"
@@ -134,17 +134,15 @@ class TokenVerifier:
 
 
 def authorization_from_params(params: object) -> str | None:
-    """The `authorization` key of a connection_init payload, matched case-insensitively."""
+    """The `authorization` key of a connection_init payload, matched case-insensitively.
+
+    Also found one level down under `headers`, where some clients nest what they would send as HTTP headers.
+    """
     if not isinstance(params, dict):
         return None
-    for key, value in params.items():
-        if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
-            return value
+    headers = params.get("headers")
+    for source in (params, headers if isinstance(headers, dict) else {}):
+        for key, value in source.items():
+            if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
+                return value
     return None
-
-
-def identity_or_error(verifier: TokenVerifier, header: str | None) -> Identity | Exception:
-    try:
-        return verifier.verify_header(header)
-    except InvalidToken:
-        return unauthenticated()

@@ -58,6 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
         ws="websockets-sansio",
         lifespan="on",
         proxy_headers=False,
+        # SIGTERM: stop accepting, let in-flight requests finish, close WebSockets with 1012 (clients retry).
+        timeout_graceful_shutdown=settings.shutdown_grace,
     )
     return 0
 

@@ -54,7 +54,11 @@ class Settings(BaseSettings):
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
     replay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     database_pool_size: Annotated[int, Field(ge=1)] = 10
+    database_timeout: Annotated[float, Field(gt=0)] = 5.0
+    statement_timeout: Annotated[float, Field(gt=0)] = 10.0
     retention_interval: Annotated[float, Field(gt=0)] = 3600.0
+    sync_interval: Annotated[float, Field(gt=0)] = 2.0
+    shutdown_grace: Annotated[int, Field(ge=0)] = 10
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ from tidings.auth import Identity, TokenVerifier
 from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.errors import unauthenticated
+from tidings.feed import FeedHub
 from tidings.store import SqlStore
 
 
@@ -21,6 +22,7 @@ class Services:
     store: SqlStore
     broadcast: Broadcast
     verifier: TokenVerifier
+    hub: FeedHub
 
 
 class Context(BaseContext):

@@ -94,7 +94,13 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
 
 # -- database faults and publishing -----------------------------------------------------------------------------
 
-_UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError, TimeoutError)
+_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,  # no pooled connection within TIDINGS_DATABASE_TIMEOUT
+    OSError,
+    TimeoutError,
+)
 
 
 async def _db(call: Callable[[], Awaitable[T]]) -> T:
@@ -268,7 +274,11 @@ class Subscription:
         start = _feed_cursor(after, "after") if after is not None else None
         services = info.context.services
         follower = FeedFollower(
-            services.store, services.broadcast, user, batch_size=services.settings.replay_batch_size
+            services.store,
+            services.broadcast,
+            user,
+            batch_size=services.settings.replay_batch_size,
+            hub=services.hub,
         )
         return _as_graphql(follower.follow(start), services.store.epoch)
 

@@ -23,8 +23,7 @@ DateTime = strawberry.scalar(
 )
 
 strawberry.enum(
-    records.NotificationType,
-    name="NotificationType", description="How a notification should look: its severity."
+    records.NotificationType, name="NotificationType", description="How a notification should look: its severity."
 )
 strawberry.enum(
     records.EventKind,

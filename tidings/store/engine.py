@@ -20,8 +20,14 @@ def _json_serializer(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Build the async engine for a normalized URL."""
+def create_engine(
+    url: str, *, pool_size: int = 10, timeout: float = 5.0, statement_timeout: float = 10.0
+) -> AsyncEngine:
+    """Build the async engine for a normalized URL.
+
+    `timeout` bounds connecting and waiting for a pooled connection, `statement_timeout` each statement, so an
+    unreachable or stuck database fails a request quickly instead of hanging it.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -36,6 +42,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        pool_timeout=timeout,
+        connect_args={
+            "timeout": timeout,
+            "command_timeout": statement_timeout,
+            "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
+        },
     )
 
 

@@ -1,0 +1,193 @@
+"""Fan-out core: one bounded queue per local subscriber, one backend subscription per channel, shared."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .base import BroadcastBackend, Message
+
+__all__ = ["Broadcast", "BroadcastBackend", "Message", "Subscription", "create_backend"]
+
+logger = logging.getLogger(__name__)
+
+
+def create_backend(url: str) -> BroadcastBackend:
+    """Build the backend named by the URL scheme, importing only that backend's client library."""
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        from .memory import MemoryBackend
+
+        return MemoryBackend()
+    if scheme in ("redis", "rediss"):
+        from .redis import RedisBackend
+
+        return RedisBackend(url)
+    # Name only the scheme: the rest of the URL may hold a password.
+    raise ValueError(f"unsupported broadcast URL scheme {scheme!r}: expected memory://, redis:// or rediss://")
+
+
+class Subscription:
+    """One local subscriber of a channel: a bounded queue of messages, and None as the catch-up marker."""
+
+    def __init__(self, channel: str, *, queue_size: int) -> None:
+        self.channel = channel
+        self._queue_size = queue_size
+        self._items: deque[bytes | None] = deque()
+        self._catch_up_pending = False
+        self._ready = asyncio.Event()
+
+    async def get(self) -> bytes | None:
+        """Wait for the next message; None means some may have been lost, so re-read the database."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._items.popleft()
+        if item is None:
+            self._catch_up_pending = False
+        return item
+
+    def request_catch_up(self) -> None:
+        """Queue the catch-up marker unless one is already waiting to be read."""
+        # One pending marker is enough: the database is re-read when it is taken, which is after this call.
+        if not self._catch_up_pending:
+            self._catch_up_pending = True
+            self._items.append(None)
+            self._ready.set()
+
+    def qsize(self) -> int:
+        """How many messages and markers are waiting to be read (at most queue_size + 1)."""
+        return len(self._items)
+
+    def _deliver(self, message: bytes) -> None:
+        """Queue a message without ever waiting: a slow subscriber must not hold up the reader."""
+        if len(self._items) - self._catch_up_pending >= self._queue_size:
+            # Overflow: the re-read after the marker covers what is queued and this message, so drop them all.
+            self._items.clear()
+            self._catch_up_pending = False
+            self.request_catch_up()
+            return
+        self._items.append(message)
+        self._ready.set()
+
+
+@dataclass(eq=False)
+class _Channel:
+    """Local state of one channel: its subscribers and the lock that orders its backend (un)subscriptions."""
+
+    subscribers: set[Subscription] = field(default_factory=set)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    subscribed: bool = False  # whether the backend holds a subscription for it
+    users: int = 0  # tasks inside subscribe() for this channel; the entry is dropped when none are left
+
+
+class Broadcast:
+    """Publish to channels and subscribe to them across processes, over the backend named by `url`."""
+
+    def __init__(self, url: str, *, queue_size: int = 1000, channel_prefix: str = "tidings") -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self._backend = create_backend(url)
+        self._queue_size = queue_size
+        self._prefix = f"{channel_prefix}:"
+        self._channels: dict[str, _Channel] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether messages are flowing: the backend is connected and the reader is running."""
+        return self._reader is not None and not self._reader.done() and self._backend.healthy
+
+    async def connect(self) -> None:
+        """Connect the backend and start the reader task."""
+        if self._reader is not None:
+            return
+        await self._backend.connect()
+        self._reader = asyncio.create_task(self._read(), name="tidings-broadcast-reader")
+        self._reader.add_done_callback(_log_reader_failure)
+
+    async def disconnect(self) -> None:
+        """Stop the reader task and close the backend; calling it again is harmless."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+            except Exception:
+                pass  # already logged by _log_reader_failure
+        await self._backend.disconnect()
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Send `message` to every subscriber of `channel` in every process."""
+        self._check_connected()
+        await self._backend.publish(self._prefix + channel, message)
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
+        """Receive what is published on `channel` from the moment the context is entered until it is left."""
+        return self._subscribe(channel)
+
+    def local_channels(self) -> frozenset[str]:
+        """Channels with at least one subscriber in this process."""
+        return frozenset(name for name, entry in self._channels.items() if entry.subscribers)
+
+    @asynccontextmanager
+    async def _subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        self._check_connected()
+        entry = self._channels.get(channel)
+        if entry is None:
+            entry = self._channels[channel] = _Channel()
+        entry.users += 1
+        subscription = Subscription(channel, queue_size=self._queue_size)
+        try:
+            async with entry.lock:
+                # Registered before the backend confirms, so nothing published after the confirmation is missed.
+                entry.subscribers.add(subscription)
+                if not entry.subscribed:
+                    await self._backend.subscribe(self._prefix + channel)
+                    entry.subscribed = True
+            yield subscription
+        finally:
+            # Leave the local set first, without waiting, so a cancelled exit still stops deliveries.
+            entry.subscribers.discard(subscription)
+            try:
+                async with entry.lock:
+                    if entry.subscribed and not entry.subscribers:
+                        entry.subscribed = False
+                        await self._backend.unsubscribe(self._prefix + channel)
+            finally:
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._channels[channel]
+
+    def _check_connected(self) -> None:
+        if self._reader is None:
+            raise RuntimeError("Broadcast.connect() was not called")
+
+    async def _read(self) -> None:
+        prefix_length = len(self._prefix)
+        while True:
+            message = await self._backend.next_message()
+            if message is None:
+                for entry in self._channels.values():
+                    for subscription in entry.subscribers:
+                        subscription.request_catch_up()
+                continue
+            target = self._channels.get(message.channel[prefix_length:])
+            if target is not None:
+                for subscription in target.subscribers:
+                    subscription._deliver(message.data)
+
+
+def _log_reader_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        # `healthy` turns False, so /readyz reports it and the process gets restarted.
+        logger.error("broadcast: the reader task failed; no more messages will be received", exc_info=error)
