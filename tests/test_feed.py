@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.broadcast import Broadcast
 from tidings.cursors import FeedCursor
-from tidings.feed import FeedFollower, FeedHub, user_channel
+from tidings.feed import FeedHub, user_channel
 from tidings.store import EventKind, FeedEvent, NotificationType, SqlStore
 
 WAIT = 10.0
@@ -41,7 +41,7 @@ async def test_replays_after_a_cursor_then_continues_live(store: SqlStore, user:
     try:
         first = await _create(store, broadcast, user, "seen")
         missed = [await _create(store, broadcast, user, f"missed {i}") for i in range(3)]
-        follower = FeedFollower(store, broadcast, user, batch_size=2)  # several replay batches
+        follower = FeedHub(store, broadcast, batch_size=2).follower(user)  # several replay batches
         async with aclosing(follower.follow(FeedCursor(store.epoch, first.seq))) as events:
             assert await _take(events, 3) == missed
             live = await _create(store, broadcast, user, "live")
@@ -53,7 +53,7 @@ async def test_replays_after_a_cursor_then_continues_live(store: SqlStore, user:
 async def test_a_lost_wake_up_is_filled_from_the_database(store: SqlStore, user: str) -> None:
     broadcast = await _memory_broadcast()
     try:
-        follower = FeedFollower(store, broadcast, user, batch_size=10)
+        follower = FeedHub(store, broadcast, batch_size=10).follower(user)
         async with aclosing(follower.follow(None)) as events:
             waiting = asyncio.ensure_future(anext(events))
             await asyncio.sleep(0.05)  # the follower is subscribed and waiting live
@@ -68,7 +68,7 @@ async def test_a_lost_wake_up_is_filled_from_the_database(store: SqlStore, user:
 async def test_overflow_catches_up_from_the_database(store: SqlStore, user: str) -> None:
     broadcast = await _memory_broadcast(queue_size=2)
     try:
-        follower = FeedFollower(store, broadcast, user, batch_size=3)
+        follower = FeedHub(store, broadcast, batch_size=3).follower(user)
         async with aclosing(follower.follow(None)) as events:
             waiting = asyncio.ensure_future(anext(events))
             await asyncio.sleep(0.05)
@@ -85,7 +85,7 @@ async def test_cursor_whose_events_were_purged_gets_resync(store: SqlStore, user
         first = await _create(store, broadcast, user)
         await _create(store, broadcast, user)
         await store.purge_before(datetime.now(UTC) + timedelta(seconds=1))
-        follower = FeedFollower(store, broadcast, user, batch_size=10)
+        follower = FeedHub(store, broadcast, batch_size=10).follower(user)
         async with aclosing(follower.follow(FeedCursor(store.epoch, first.seq))) as events:
             (resync,) = await _take(events, 1)
             assert resync.kind is EventKind.RESYNC and resync.seq == 2 and resync.unread_count == 2
@@ -100,7 +100,7 @@ async def test_cursor_ahead_of_the_feed_or_from_another_epoch_gets_resync(store:
     try:
         await _create(store, broadcast, user)
         for cursor in (FeedCursor(store.epoch, 99), FeedCursor("otherdatabase", 1)):
-            follower = FeedFollower(store, broadcast, user, batch_size=10)
+            follower = FeedHub(store, broadcast, batch_size=10).follower(user)
             async with aclosing(follower.follow(cursor)) as events:
                 (resync,) = await _take(events, 1)
                 assert resync.kind is EventKind.RESYNC and resync.seq == 1
@@ -110,9 +110,9 @@ async def test_cursor_ahead_of_the_feed_or_from_another_epoch_gets_resync(store:
 
 async def test_periodic_sync_delivers_a_lost_last_message(store: SqlStore, user: str) -> None:
     broadcast = await _memory_broadcast()
-    hub = FeedHub(store)
+    hub = FeedHub(store, broadcast, batch_size=10)
     try:
-        follower = FeedFollower(store, broadcast, user, batch_size=10, hub=hub)
+        follower = hub.follower(user)
         async with aclosing(follower.follow(None)) as events:
             waiting = asyncio.ensure_future(anext(events))
             await asyncio.sleep(0.05)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -22,6 +22,7 @@ from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.context import Context, Services
 from tidings.feed import FeedHub
+from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.schema import build_schema
 from tidings.store import SqlStore, create_engine
 
@@ -49,14 +50,24 @@ def build_services(settings: Settings) -> Services:
         statement_timeout=settings.statement_timeout,
     )
     store = SqlStore(engine)
+    broadcast = Broadcast(
+        settings.broadcast_url, queue_size=settings.subscriber_queue_size, channel_prefix=settings.channel_prefix
+    )
+    metrics = Metrics()
+    hub = FeedHub(
+        store,
+        broadcast,
+        batch_size=settings.replay_batch_size,
+        replay_concurrency=settings.replay_concurrency,
+        metrics=metrics,
+    )
     return Services(
         settings=settings,
         store=store,
-        broadcast=Broadcast(
-            settings.broadcast_url, queue_size=settings.subscriber_queue_size, channel_prefix=settings.channel_prefix
-        ),
+        broadcast=broadcast,
         verifier=TokenVerifier.from_settings(settings),
-        hub=FeedHub(store),
+        hub=hub,
+        metrics=metrics,
     )
 
 
@@ -131,6 +142,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:

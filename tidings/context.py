@@ -11,6 +11,7 @@ from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.errors import unauthenticated
 from tidings.feed import FeedHub
+from tidings.metrics import Metrics
 from tidings.store import SqlStore
 
 
@@ -23,6 +24,7 @@ class Services:
     broadcast: Broadcast
     verifier: TokenVerifier
     hub: FeedHub
+    metrics: Metrics
 
 
 class Context(BaseContext):

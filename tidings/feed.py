@@ -1,6 +1,6 @@
 """Following a user's feed: replay from the database, then live from the broadcast, with no gap and no duplicate.
 
-The broadcast is only a wake-up. Every event carries its per-user position; the follower remembers the last one it
+The broadcast is only a wake-up. Every event carries its per-user position; a follower remembers the last one it
 yielded, skips what it has seen, and reads from the database whenever something may be missing: a position skipped,
 a catch-up marker from the broadcast (overflow, broker reconnect, periodic sync), or a resume cursor.
 """
@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 
 from tidings.broadcast import Broadcast, Subscription
 from tidings.cursors import FeedCursor
-from tidings.store import EventKind, FeedEvent, SqlStore
+from tidings.metrics import Metrics
+from tidings.store import DATABASE_UNAVAILABLE, EventKind, FeedEvent, SqlStore
 
 logger = logging.getLogger("tidings")
 
 SYNC_BATCH = 1000  # users per position query of the periodic sync
+RETRY_DELAY_MAX = 2.0  # seconds between catch-up attempts while the database is unreachable
 
 
 def user_channel(user_id: str) -> str:
@@ -25,17 +27,87 @@ def user_channel(user_id: str) -> str:
     return f"user:{user_id}"
 
 
+class FeedHub:
+    """This process's feed followers: creates them, bounds their database reads, and syncs them periodically.
+
+    Pub/Sub is at most once: a lost *last* message is followed by no gap that a follower could notice. The periodic
+    sync reads the feed positions of every user with a local follower, in batched queries, and wakes each follower
+    that is behind. It also keeps delivery going, with a bounded delay, while the broker is down.
+    """
+
+    def __init__(
+        self,
+        store: SqlStore,
+        broadcast: Broadcast,
+        *,
+        batch_size: int = 500,
+        replay_concurrency: int = 16,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.broadcast = broadcast
+        self.batch_size = batch_size
+        self.metrics = metrics or Metrics()
+        # A reconnect storm must not become a storm of concurrent replays: the database sees at most this many.
+        self.replay_slots = asyncio.Semaphore(replay_concurrency)
+        self._followers: dict[str, set[FeedFollower]] = {}
+
+    def follower(self, user_id: str) -> FeedFollower:
+        return FeedFollower(self, user_id)
+
+    def _add(self, follower: FeedFollower) -> None:
+        self._followers.setdefault(follower.user_id, set()).add(follower)
+        self.metrics.subscriptions.inc()
+
+    def _discard(self, follower: FeedFollower) -> None:
+        followers = self._followers.get(follower.user_id)
+        if followers is not None and follower in followers:
+            followers.discard(follower)
+            self.metrics.subscriptions.dec()
+            if not followers:
+                del self._followers[follower.user_id]
+
+    def users(self) -> list[str]:
+        return list(self._followers)
+
+    async def sync_once(self) -> int:
+        """Wake every follower whose user's feed has moved past it; returns how many were woken."""
+        users = self.users()
+        woken = 0
+        for start in range(0, len(users), SYNC_BATCH):
+            positions = await self.store.feed_positions(users[start : start + SYNC_BATCH])
+            for user_id, position in positions.items():
+                for follower in list(self._followers.get(user_id, ())):
+                    if follower.last < position:
+                        follower.request_catch_up()
+                        woken += 1
+        self.metrics.sync_wakeups.inc(woken)
+        return woken
+
+    async def run(self, interval: float) -> None:
+        """Sync forever, every `interval` seconds; a database outage is logged once, and its end once."""
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sync_once()
+            except DATABASE_UNAVAILABLE as error:
+                if not failing:
+                    logger.warning("feed sync: database unreachable (%s); retrying", type(error).__name__)
+                failing = True
+                continue
+            if failing:
+                logger.info("feed sync: database reachable again")
+                failing = False
+
+
 class FeedFollower:
     """Yields one user's events after a starting point, in position order, each exactly once."""
 
-    def __init__(
-        self, store: SqlStore, broadcast: Broadcast, user_id: str, *, batch_size: int, hub: FeedHub | None = None
-    ) -> None:
-        self._store = store
-        self._broadcast = broadcast
-        self.user_id = user_id
-        self._batch_size = batch_size
+    def __init__(self, hub: FeedHub, user_id: str) -> None:
         self._hub = hub
+        self._store = hub.store
+        self.user_id = user_id
         self._last = 0
         self._subscription: Subscription | None = None
 
@@ -50,17 +122,16 @@ class FeedFollower:
             self._subscription.request_catch_up()
 
     async def follow(self, start: FeedCursor | None) -> AsyncIterator[FeedEvent]:
+        """Events after `start` (or from now, without one), replayed then live, until the consumer stops."""
         # Subscribe before reading the database: whatever commits after the read is then already on its way to us.
-        async with self._broadcast.subscribe(user_channel(self.user_id)) as subscription:
+        async with self._hub.broadcast.subscribe(user_channel(self.user_id)) as subscription:
             self._subscription = subscription
-            if self._hub is not None:
-                self._hub.add(self)
+            self._hub._add(self)
             try:
                 async for event in self._follow(subscription, start):
                     yield event
             finally:
-                if self._hub is not None:
-                    self._hub.discard(self)
+                self._hub._discard(self)
                 self._subscription = None
 
     async def _follow(self, subscription: Subscription, start: FeedCursor | None) -> AsyncIterator[FeedEvent]:
@@ -90,15 +161,31 @@ class FeedFollower:
             yield event
 
     async def _catch_up(self) -> AsyncIterator[FeedEvent]:
-        """Everything the database holds after the last yielded position; RESYNC if part of it is gone."""
+        """Everything the database holds after the last yielded position, waiting out database outages.
+
+        The subscription stays open while the database is unreachable: the read is retried, and since it resumes
+        from the last yielded position, a retry never yields an event twice.
+        """
+        delay = 0.1
         while True:
-            batch = await self._store.events_after(self.user_id, self._last, limit=self._batch_size)
+            try:
+                async for event in self._read_after_last():
+                    yield event
+                return
+            except DATABASE_UNAVAILABLE:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_DELAY_MAX)
+
+    async def _read_after_last(self) -> AsyncIterator[FeedEvent]:
+        """One pass over the database after the last yielded position; RESYNC if part of it is gone."""
+        while True:
+            batch = await self._events_after_last()
             if not batch:
                 position = await self._store.feed_position(self.user_id)
                 if position.seq <= self._last:
                     return
                 # Read again: every event up to that position had committed before the position was read.
-                batch = await self._store.events_after(self.user_id, self._last, limit=self._batch_size)
+                batch = await self._events_after_last()
                 if not batch:
                     yield await self._resync()  # retention removed events this client never saw
                     return
@@ -108,8 +195,13 @@ class FeedFollower:
             for event in batch:
                 self._last = event.seq
                 yield event
-            if len(batch) < self._batch_size:
+            if len(batch) < self._hub.batch_size:
                 return
+
+    async def _events_after_last(self) -> list[FeedEvent]:
+        async with self._hub.replay_slots:
+            with self._hub.metrics.replay():
+                return await self._store.events_after(self.user_id, self._last, limit=self._hub.batch_size)
 
     async def _resync(self) -> FeedEvent:
         position = await self._store.feed_position(self.user_id)
@@ -117,58 +209,3 @@ class FeedFollower:
         return FeedEvent(
             user_id=self.user_id, seq=position.seq, kind=EventKind.RESYNC, unread_count=position.unread_count
         )
-
-
-class FeedHub:
-    """This process's followers by user, for the periodic sync that catches up what a lost wake-up left behind.
-
-    Pub/Sub is at most once: a lost *last* message is followed by no gap that a follower could notice. The sync reads
-    the feed positions of every user with a local follower, in batched queries, and wakes each follower that is behind.
-    It also keeps delivery going, with a bounded delay, while the broker is down.
-    """
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-        self._followers: dict[str, set[FeedFollower]] = {}
-
-    def add(self, follower: FeedFollower) -> None:
-        self._followers.setdefault(follower.user_id, set()).add(follower)
-
-    def discard(self, follower: FeedFollower) -> None:
-        followers = self._followers.get(follower.user_id)
-        if followers is not None:
-            followers.discard(follower)
-            if not followers:
-                del self._followers[follower.user_id]
-
-    def users(self) -> list[str]:
-        return list(self._followers)
-
-    async def sync_once(self) -> int:
-        """Wake every follower whose user's feed has moved past it; returns how many were woken."""
-        users = self.users()
-        woken = 0
-        for start in range(0, len(users), SYNC_BATCH):
-            positions = await self._store.feed_positions(users[start : start + SYNC_BATCH])
-            for user_id, position in positions.items():
-                for follower in list(self._followers.get(user_id, ())):
-                    if follower.last < position:
-                        follower.request_catch_up()
-                        woken += 1
-        return woken
-
-    async def run(self, interval: float) -> None:
-        """Sync forever, every `interval` seconds; database errors are logged once per outage."""
-        failing = False
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sync_once()
-            except Exception as error:
-                if not failing:
-                    logger.warning("feed sync: cannot read feed positions (%s); retrying", type(error).__name__)
-                failing = True
-                continue
-            if failing:
-                logger.info("feed sync: reading feed positions again")
-                failing = False

@@ -9,7 +9,6 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 import orjson
-import sqlalchemy.exc
 import strawberry
 from strawberry.extensions import DisableIntrospection, MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import Info
@@ -19,7 +18,7 @@ from tidings.config import Settings
 from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, is_user_error, not_found
-from tidings.feed import FeedFollower, user_channel
+from tidings.feed import user_channel
 from tidings.schema import (
     CreateNotificationInput,
     MarkAllReadResult,
@@ -28,7 +27,7 @@ from tidings.schema import (
     NotificationEvent,
     NotificationFilter,
 )
-from tidings.store import FeedEvent, IdempotencyConflict, NotFound, NotificationType
+from tidings.store import DATABASE_UNAVAILABLE, FeedEvent, IdempotencyConflict, NotFound, NotificationType
 
 logger = logging.getLogger("tidings")
 
@@ -94,21 +93,14 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
 
 # -- database faults and publishing -----------------------------------------------------------------------------
 
-_UNAVAILABLE = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,  # no pooled connection within TIDINGS_DATABASE_TIMEOUT
-    OSError,
-    TimeoutError,
-)
 
-
-async def _db(call: Callable[[], Awaitable[T]]) -> T:
+async def _db(context: Context, call: Callable[[], Awaitable[T]]) -> T:
     """Run a store call; a database that cannot be reached is SERVICE_UNAVAILABLE, not an internal error."""
     try:
         return await call()
-    except _UNAVAILABLE as error:
-        logger.warning("database unavailable: %s", type(error).__name__)
+    except DATABASE_UNAVAILABLE as error:
+        context.services.metrics.database_unavailable.inc()
+        logger.debug("database unavailable: %s", type(error).__name__)
         raise UserError("The database is unavailable; try again shortly", ErrorCode.SERVICE_UNAVAILABLE) from None
 
 
@@ -116,10 +108,17 @@ async def _publish(context: Context, event: FeedEvent | None) -> None:
     """Wake the user's subscribers, after commit. Losing a wake-up loses nothing: followers read the database."""
     if event is None:
         return
+    services = context.services
+    if not services.broadcast.healthy:
+        # The broker is down (its loss is logged once): followers get this event from the periodic sync.
+        services.metrics.publish_failures.inc()
+        return
     try:
-        await context.services.broadcast.publish(user_channel(event.user_id), event.to_json())
-    except Exception:
-        logger.warning("broadcast: publish failed for a committed event; subscribers will catch up", exc_info=True)
+        await services.broadcast.publish(user_channel(event.user_id), event.to_json())
+        services.metrics.events_published.inc()
+    except Exception as error:
+        services.metrics.publish_failures.inc()
+        logger.warning("broadcast: publish failed (%s); subscribers will catch up from the database", error)
 
 
 def _owner(context: Context) -> str | None:
@@ -152,13 +151,14 @@ class Query:
             except MalformedCursor:
                 raise bad_input("after is not a valid page cursor", argument="after") from None
         page = await _db(
+            info.context,
             lambda: services.store.list_notifications(
                 user_id=user,
                 first=size,
                 before_seq=before,
                 read=filter.read if filter else None,
                 type=NotificationType(filter.type) if filter and filter.type else None,
-            )
+            ),
         )
         return NotificationConnection.from_page(page, services.store.epoch)
 
@@ -169,14 +169,14 @@ class Query:
         store = info.context.services.store
         user = info.context.caller.target_user(user_id)
         size = _page_size(first)
-        items = await _db(lambda: store.unread_notifications(user_id=user, first=size))
+        items = await _db(info.context, lambda: store.unread_notifications(user_id=user, first=size))
         return [Notification.from_record(item) for item in items]
 
     @strawberry.field(description="How many of the user's notifications are unread.")
     async def unread_count(self, info: Info[Context, None], user_id: strawberry.ID | None = None) -> int:
         store = info.context.services.store
         user = info.context.caller.target_user(user_id)
-        position = await _db(lambda: store.feed_position(user))
+        position = await _db(info.context, lambda: store.feed_position(user))
         return position.unread_count
 
     @strawberry.field(description="One notification; null when it does not exist or is not the caller's.")
@@ -187,7 +187,7 @@ class Query:
             notification_id = _notification_id(id)
         except UserError:
             return None
-        record = await _db(lambda: store.get_notification(notification_id, owner=owner))
+        record = await _db(info.context, lambda: store.get_notification(notification_id, owner=owner))
         return Notification.from_record(record) if record else None
 
 
@@ -200,7 +200,7 @@ class Mutation:
         fields = _validated(input)
         store = info.context.services.store
         try:
-            record, event = await _db(lambda: store.create_notification(user_id=user, **fields))
+            record, event = await _db(info.context, lambda: store.create_notification(user_id=user, **fields))
         except IdempotencyConflict as error:
             raise bad_input(str(error), argument="idempotencyKey") from None
         await _publish(info.context, event)
@@ -212,7 +212,9 @@ class Mutation:
         notification_id = _notification_id(id)
         store = info.context.services.store
         try:
-            record, event = await _db(lambda: store.mark_read(notification_id=notification_id, owner=owner))
+            record, event = await _db(
+                info.context, lambda: store.mark_read(notification_id=notification_id, owner=owner)
+            )
         except NotFound:
             raise not_found() from None
         await _publish(info.context, event)
@@ -236,7 +238,7 @@ class Mutation:
             if cursor.epoch != store.epoch:
                 raise bad_input("upTo is a cursor of another database", argument="upTo")
             up_to_seq = cursor.seq
-        result = await _db(lambda: store.mark_all_read(user_id=user, up_to_seq=up_to_seq))
+        result = await _db(info.context, lambda: store.mark_all_read(user_id=user, up_to_seq=up_to_seq))
         await _publish(info.context, result.event)
         return MarkAllReadResult(
             count=result.count,
@@ -250,7 +252,7 @@ class Mutation:
         notification_id = _notification_id(id)
         store = info.context.services.store
         try:
-            record, event = await _db(lambda: store.delete(notification_id=notification_id, owner=owner))
+            record, event = await _db(info.context, lambda: store.delete(notification_id=notification_id, owner=owner))
         except NotFound:
             raise not_found() from None
         await _publish(info.context, event)
@@ -273,13 +275,7 @@ class Subscription:
         user = info.context.caller.target_user(user_id)
         start = _feed_cursor(after, "after") if after is not None else None
         services = info.context.services
-        follower = FeedFollower(
-            services.store,
-            services.broadcast,
-            user,
-            batch_size=services.settings.replay_batch_size,
-            hub=services.hub,
-        )
+        follower = services.hub.follower(user)
         return _as_graphql(follower.follow(start), services.store.epoch)
 
 

@@ -1,5 +1,7 @@
 """Persistence: one SQLAlchemy store for SQLite and PostgreSQL, and the records it hands out."""
 
+import sqlalchemy.exc
+
 from tidings.store.engine import create_engine
 from tidings.store.records import (
     EventKind,
@@ -14,7 +16,17 @@ from tidings.store.records import (
 )
 from tidings.store.sql import SqlStore
 
+# What an unreachable or overloaded database raises: answered SERVICE_UNAVAILABLE, waited out by subscriptions.
+DATABASE_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,  # no pooled connection within TIDINGS_DATABASE_TIMEOUT
+    OSError,
+    TimeoutError,
+)
+
 __all__ = [
+    "DATABASE_UNAVAILABLE",
     "EventKind",
     "FeedEvent",
     "FeedPosition",

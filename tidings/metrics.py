@@ -1,0 +1,64 @@
+"""Prometheus metrics of one process, on a registry of its own (an app built in a test starts from zero)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    """What an operator watches: live subscriptions, replays from the database, publishes, faults."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.subscriptions = Gauge(
+            "tidings_subscriptions", "notificationEvents subscriptions open in this process", registry=self.registry
+        )
+        self.replays_in_flight = Gauge(
+            "tidings_replays_in_flight", "database catch-up reads running now", registry=self.registry
+        )
+        self.replays_in_flight_max = Gauge(
+            "tidings_replays_in_flight_max",
+            "most catch-up reads ever running at once (bounded by TIDINGS_REPLAY_CONCURRENCY)",
+            registry=self.registry,
+        )
+        self.replays = Counter("tidings_replays", "database catch-up reads", registry=self.registry)
+        self.events_published = Counter(
+            "tidings_events_published", "events published to the broadcast after commit", registry=self.registry
+        )
+        self.publish_failures = Counter(
+            "tidings_publish_failures",
+            "committed events whose wake-up could not be published (subscribers catch up from the database)",
+            registry=self.registry,
+        )
+        self.sync_wakeups = Counter(
+            "tidings_sync_wakeups", "followers the periodic sync found behind and woke", registry=self.registry
+        )
+        self.database_unavailable = Counter(
+            "tidings_database_unavailable", "requests answered SERVICE_UNAVAILABLE", registry=self.registry
+        )
+        self._replays_now = 0
+        self._replays_max = 0
+
+    @contextmanager
+    def replay(self) -> Iterator[None]:
+        """Count one catch-up read while it runs."""
+        self._replays_now += 1
+        self.replays.inc()
+        self.replays_in_flight.set(self._replays_now)
+        if self._replays_now > self._replays_max:
+            self._replays_max = self._replays_now
+            self.replays_in_flight_max.set(self._replays_max)
+        try:
+            yield
+        finally:
+            self._replays_now -= 1
+            self.replays_in_flight.set(self._replays_now)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
