@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# npm is optional: without it the API still serves, and the Node and browser tests skip (they fail under CI=true).
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_TESTS := tests/node/node_modules/.package-lock.json
 
 .PHONY: serve test lint schema clean
 
@@ -22,8 +25,12 @@ serve: $(VENV)/.installed
 	$(BIN)/tidings serve
 
 ## Lint, type-check and run the whole test suite
-test: $(VENV)/.installed-test lint
+test: $(VENV)/.installed-test lint $(if $(NPM),$(NODE_TESTS))
 	$(BIN)/python -m pytest
+
+# The real npm clients the Node tests drive (npm ci: exactly the committed lockfile).
+$(NODE_TESTS): tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check tidings tests

@@ -1,0 +1,71 @@
+"""Real npm clients (graphql-ws, urql, Apollo Client) against a real tidings server, run with Node from tests/node/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests._client import service_token, token
+from tests._node import NodeScript, require_node
+from tests._server import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def restartable_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """An embedded server of this module's own, which tests stop and start again on the same port and data."""
+    require_node()  # before starting a server the tests would not use
+    server = ServerProcess(tmp_path_factory.mktemp("node-clients"), {}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def node_env(server: ServerProcess, user: str) -> dict[str, str]:
+    """What a Node script needs: the server and tokens minted here (tests/_client.py)."""
+    return {
+        "TIDINGS_URL": server.url,
+        "TIDINGS_USER": user,
+        "TIDINGS_USER_TOKEN": token(user),
+        "TIDINGS_SERVICE_TOKEN": service_token(),
+        "TIDINGS_EXPIRED_TOKEN": token(user, ttl=timedelta(seconds=-60)),
+    }
+
+
+def restart(server: ServerProcess) -> None:
+    """Stop (SIGTERM: WebSockets close with 1012) and start again on the same port, database and secret."""
+    server.stop()
+    server.start()
+
+
+def test_graphql_ws_reconnects_on_4403_with_a_fresh_token_and_on_1012_after_restart(
+    restartable_server: ServerProcess, user: str
+) -> None:
+    with NodeScript("graphql-ws.test.mjs", node_env(restartable_server, user)) as script:
+        script.paused("restart")
+        restart(restartable_server)
+        script.resume("restart")
+        script.finish()
+
+
+def test_urql_two_devices_created_read_and_all_read(restartable_server: ServerProcess, user: str) -> None:
+    with NodeScript("urql.test.mjs", node_env(restartable_server, user)) as script:
+        script.finish()
+
+
+def test_apollo_two_devices_read_updates_the_other_normalized_cache(
+    restartable_server: ServerProcess, user: str
+) -> None:
+    with NodeScript("apollo.test.mjs", node_env(restartable_server, user)) as script:
+        script.finish()
+
+
+def test_node_scripts_use_the_documented_operations() -> None:
+    """Every operation file is used by a Node test: the documented operations are the tested ones."""
+    scripts = "".join(path.read_text() for path in (Path(__file__).parent / "node").glob("*.test.mjs"))
+    operations = Path(__file__).parent.parent / "graphql" / "operations"
+    unused = [p.stem for p in operations.glob("*.graphql") if f"operations.{p.stem}" not in scripts]
+    assert not unused, f"operations no Node test runs: {unused}"
