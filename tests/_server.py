@@ -67,6 +67,8 @@ class ServerProcess:
             "TIDINGS_DATA_DIR": str(workdir / "data"),
             "TIDINGS_JWT_SECRET": TEST_SECRET,
             "TIDINGS_LOG_LEVEL": "info",
+            # Many servers share the machine's PostgreSQL (max_connections 100) during a test run.
+            "TIDINGS_DATABASE_POOL_SIZE": "4",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from tidings.broadcast import Broadcast, Subscription
 from tidings.cursors import FeedCursor
 from tidings.metrics import Metrics
-from tidings.store import DATABASE_UNAVAILABLE, EventKind, FeedEvent, SqlStore
+from tidings.store import EventKind, FeedEvent, FeedPosition, SqlStore, database_unavailable
 
 logger = logging.getLogger("tidings")
 
 SYNC_BATCH = 1000  # users per position query of the periodic sync
-RETRY_DELAY_MAX = 2.0  # seconds between catch-up attempts while the database is unreachable
+RETRY_DELAY_MIN = 0.1  # seconds between database attempts of a follower while the database is unreachable
+RETRY_DELAY_MAX = 2.0
+
+T = TypeVar("T")
 
 
 def user_channel(user_id: str) -> str:
@@ -91,7 +95,10 @@ class FeedHub:
             await asyncio.sleep(interval)
             try:
                 await self.sync_once()
-            except DATABASE_UNAVAILABLE as error:
+            except Exception as error:
+                if not database_unavailable(error):
+                    logger.exception("feed sync failed")
+                    continue
                 if not failing:
                     logger.warning("feed sync: database unreachable (%s); retrying", type(error).__name__)
                 failing = True
@@ -135,13 +142,10 @@ class FeedFollower:
                 self._subscription = None
 
     async def _follow(self, subscription: Subscription, start: FeedCursor | None) -> AsyncIterator[FeedEvent]:
-        position = await self._store.feed_position(self.user_id)
-        if start is None:
-            self._last = position.seq
-        elif start.epoch != self._store.epoch or start.seq > position.seq:
-            yield await self._resync()
-        else:
-            self._last = start.seq
+        resync = await _waiting_out_outages(lambda: self._begin(start))
+        if resync is not None:
+            yield resync
+        elif start is not None:
             async for event in self._catch_up():
                 yield event
         while True:
@@ -160,19 +164,32 @@ class FeedFollower:
             self._last = event.seq
             yield event
 
+    async def _begin(self, start: FeedCursor | None) -> FeedEvent | None:
+        """Set the starting position; a cursor of another database, or ahead of this feed, gets RESYNC."""
+        position = await self._position()
+        if start is None:
+            self._last = position.seq
+            return None
+        if start.epoch != self._store.epoch or start.seq > position.seq:
+            return self._resync_at(position)
+        self._last = start.seq
+        return None
+
     async def _catch_up(self) -> AsyncIterator[FeedEvent]:
         """Everything the database holds after the last yielded position, waiting out database outages.
 
         The subscription stays open while the database is unreachable: the read is retried, and since it resumes
         from the last yielded position, a retry never yields an event twice.
         """
-        delay = 0.1
+        delay = RETRY_DELAY_MIN
         while True:
             try:
                 async for event in self._read_after_last():
                     yield event
                 return
-            except DATABASE_UNAVAILABLE:
+            except Exception as error:
+                if not database_unavailable(error):
+                    raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_DELAY_MAX)
 
@@ -181,16 +198,16 @@ class FeedFollower:
         while True:
             batch = await self._events_after_last()
             if not batch:
-                position = await self._store.feed_position(self.user_id)
+                position = await self._position()
                 if position.seq <= self._last:
                     return
                 # Read again: every event up to that position had committed before the position was read.
                 batch = await self._events_after_last()
                 if not batch:
-                    yield await self._resync()  # retention removed events this client never saw
+                    yield self._resync_at(await self._position())  # retention removed events never seen here
                     return
             if batch[0].seq != self._last + 1:
-                yield await self._resync()
+                yield self._resync_at(await self._position())
                 return
             for event in batch:
                 self._last = event.seq
@@ -198,14 +215,33 @@ class FeedFollower:
             if len(batch) < self._hub.batch_size:
                 return
 
+    # Every database read of a follower takes a replay slot: a reconnect storm queues here, not in the pool.
+
+    async def _position(self) -> FeedPosition:
+        async with self._hub.replay_slots:
+            with self._hub.metrics.replay():
+                return await self._store.feed_position(self.user_id)
+
     async def _events_after_last(self) -> list[FeedEvent]:
         async with self._hub.replay_slots:
             with self._hub.metrics.replay():
                 return await self._store.events_after(self.user_id, self._last, limit=self._hub.batch_size)
 
-    async def _resync(self) -> FeedEvent:
-        position = await self._store.feed_position(self.user_id)
+    def _resync_at(self, position: FeedPosition) -> FeedEvent:
         self._last = position.seq
         return FeedEvent(
             user_id=self.user_id, seq=position.seq, kind=EventKind.RESYNC, unread_count=position.unread_count
         )
+
+
+async def _waiting_out_outages(call: Callable[[], Awaitable[T]]) -> T:
+    """Retry a database read until the database answers (errors other than unavailability propagate)."""
+    delay = RETRY_DELAY_MIN
+    while True:
+        try:
+            return await call()
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_DELAY_MAX)

@@ -27,7 +27,7 @@ from tidings.schema import (
     NotificationEvent,
     NotificationFilter,
 )
-from tidings.store import DATABASE_UNAVAILABLE, FeedEvent, IdempotencyConflict, NotFound, NotificationType
+from tidings.store import FeedEvent, IdempotencyConflict, NotFound, NotificationType, database_unavailable
 
 logger = logging.getLogger("tidings")
 
@@ -98,7 +98,9 @@ async def _db(context: Context, call: Callable[[], Awaitable[T]]) -> T:
     """Run a store call; a database that cannot be reached is SERVICE_UNAVAILABLE, not an internal error."""
     try:
         return await call()
-    except DATABASE_UNAVAILABLE as error:
+    except Exception as error:
+        if not database_unavailable(error):
+            raise
         context.services.metrics.database_unavailable.inc()
         logger.debug("database unavailable: %s", type(error).__name__)
         raise UserError("The database is unavailable; try again shortly", ErrorCode.SERVICE_UNAVAILABLE) from None

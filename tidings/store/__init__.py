@@ -17,16 +17,26 @@ from tidings.store.records import (
 from tidings.store.sql import SqlStore
 
 # What an unreachable or overloaded database raises: answered SERVICE_UNAVAILABLE, waited out by subscriptions.
-DATABASE_UNAVAILABLE = (
+_UNAVAILABLE = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,  # no pooled connection within TIDINGS_DATABASE_TIMEOUT
     OSError,
     TimeoutError,
 )
+# Refusals at connect time that asyncpg raises and SQLAlchemy passes on as a plain DBAPIError.
+_REFUSED = {"TooManyConnectionsError", "CannotConnectNowError", "ConnectionDoesNotExistError"}
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether an error means "the database cannot be reached right now" rather than a bug."""
+    if isinstance(error, _UNAVAILABLE):
+        return True
+    cause = error.__cause__
+    return isinstance(error, sqlalchemy.exc.DBAPIError) and cause is not None and type(cause).__name__ in _REFUSED
+
 
 __all__ = [
-    "DATABASE_UNAVAILABLE",
     "EventKind",
     "FeedEvent",
     "FeedPosition",
@@ -38,4 +48,5 @@ __all__ = [
     "NotificationType",
     "SqlStore",
     "create_engine",
+    "database_unavailable",
 ]

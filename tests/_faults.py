@@ -1,0 +1,215 @@
+"""Fault injection and the one way "nothing lost" is measured.
+
+Faults come from things the tests own: a throwaway `redis-server` in a temp dir, and a TCP proxy in front of the
+shared PostgreSQL that can be cut and restored. The shared servers are never stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests._client import EVENTS, WSClient, token
+from tests._server import free_port
+from tests._services import in_ci
+from tidings.store import SqlStore, create_engine
+
+
+class RedisProcess:
+    """A throwaway Redis on a free port, which a test may kill and start again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            message = "redis-server is not installed"
+            if in_ci():
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(redis.RedisError):
+                    if client.ping():
+                        return self
+                time.sleep(0.05)
+        finally:
+            client.close()
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class TcpProxy:
+    """Forwards a local port to a target; `cut()` refuses and resets every connection until `restore()`."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        return self
+
+    async def cut(self) -> None:
+        """The database host vanishes: new connections are refused, open ones are reset."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            transport = writer.transport
+            with contextlib.suppress(Exception):
+                transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def close(self) -> None:
+        await self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, upstream_writer))
+        pumps = [
+            asyncio.create_task(self._pump(reader, upstream_writer)),
+            asyncio.create_task(self._pump(upstream_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        for pump in pumps:
+            pump.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+
+
+@dataclass
+class Device:
+    """One device of a user: subscribes with its last cursor, keeps every event it was sent, reconnects anywhere."""
+
+    user: str
+    start_sequence: int
+    cursor: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    client: WSClient | None = None
+    operation: str | None = None
+
+    async def connect(self, ws_url: str) -> None:
+        self.client = await WSClient.connected(ws_url, token(self.user))
+        self.operation = await self.client.subscribe(EVENTS, {"after": self.cursor})
+
+    async def receive(self, count: int, timeout: float = 20.0) -> None:
+        """Take `count` more events (bounded wait: a lost event fails here, with the audit in the message)."""
+        assert self.client is not None and self.operation is not None
+        for _ in range(count):
+            event = await self.client.next_event(self.operation, timeout)
+            self.received.append(event)
+            self.cursor = event["cursor"]
+
+    async def receive_until(self, sequence: int, timeout: float = 20.0) -> None:
+        """Take events until the one at `sequence` has arrived."""
+        async with asyncio.timeout(timeout):
+            while not self.received or self.received[-1]["sequence"] < sequence:
+                await self.receive(1, timeout)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.close()
+            self.client = None
+
+
+@dataclass
+class Audit:
+    lost: int
+    duplicates: int
+    out_of_order: int
+    unexpected: int
+
+    def __str__(self) -> str:
+        return (
+            f"lost = {self.lost}, shown-duplicates = {self.duplicates}, "
+            f"out-of-order = {self.out_of_order}, unexpected = {self.unexpected}"
+        )
+
+
+def audit(device: Device, committed: Iterable[int]) -> Audit:
+    """Compare what a device was sent with the events the database committed after its starting cursor."""
+    expected = [seq for seq in committed if seq > device.start_sequence]
+    sequences = [event["sequence"] for event in device.received]
+    unique = list(dict.fromkeys(sequences))  # deduplicated by cursor, first delivery kept
+    return Audit(
+        lost=len(set(expected) - set(unique)),
+        duplicates=len(sequences) - len(unique),
+        out_of_order=sum(1 for a, b in itertools.pairwise(unique) if b <= a),
+        unexpected=len(set(unique) - set(expected)),
+    )
+
+
+async def assert_nothing_lost(database_url: str, devices: Iterable[Device]) -> None:
+    """Every device holds exactly the events the database committed after its starting cursor."""
+    store = SqlStore(create_engine(database_url, pool_size=1))
+    committed: dict[str, list[int]] = {}
+    try:
+        await store.start()
+        for device in devices:
+            if device.user not in committed:
+                events = await store.events_after(device.user, 0, limit=100_000)
+                committed[device.user] = [event.seq for event in events]
+            result = audit(device, committed[device.user])
+            assert (result.lost, result.duplicates, result.out_of_order, result.unexpected) == (0, 0, 0, 0), (
+                f"{device.user}: {result}"
+            )
+    finally:
+        await store.close()
