@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # npm is optional: without it the API still serves, and the Node and browser tests skip (they fail under CI=true).
 NPM := $(shell command -v npm 2>/dev/null)
 NODE_TESTS := tests/node/node_modules/.package-lock.json
+JS_CLIENT := clients/js/dist/index.js
 
 .PHONY: serve test lint schema clean
 
@@ -25,12 +26,16 @@ serve: $(VENV)/.installed
 	$(BIN)/tidings serve
 
 ## Lint, type-check and run the whole test suite
-test: $(VENV)/.installed-test lint $(if $(NPM),$(NODE_TESTS))
+test: $(VENV)/.installed-test lint $(if $(NPM),$(NODE_TESTS) $(JS_CLIENT))
 	$(BIN)/python -m pytest
 
-# The real npm clients the Node tests drive (npm ci: exactly the committed lockfile).
-$(NODE_TESTS): tests/node/package-lock.json
-	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+# npm ci installs exactly the committed lockfile; its own node_modules/.package-lock.json marks it done.
+%/node_modules/.package-lock.json: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
+
+# @tidings/client (clients/js): TypeScript to ESM and declarations in dist/.
+$(JS_CLIENT): clients/js/node_modules/.package-lock.json clients/js/tsconfig.json $(wildcard clients/js/src/*.ts)
+	cd clients/js && npm run --silent build
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check tidings tests

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests._client import service_token, token
+from tests._client import create, gql, service_token, token
 from tests._node import NodeScript, require_node
-from tests._server import ServerProcess
+from tests._server import ServerProcess, free_port
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,39 @@ def test_apollo_two_devices_read_updates_the_other_normalized_cache(
 ) -> None:
     with NodeScript("apollo.test.mjs", node_env(restartable_server, user)) as script:
         script.finish()
+
+
+def test_tidings_client_loses_nothing_across_a_restart_and_resyncs_a_foreign_cursor(
+    restartable_server: ServerProcess, embedded_server: ServerProcess, user: str
+) -> None:
+    foreign = asyncio.run(gql(embedded_server.graphql_url, "{ notifications { feedCursor } }", bearer=token(user)))
+    env = {
+        **node_env(restartable_server, user),
+        "TIDINGS_FOREIGN_CURSOR": foreign["data"]["notifications"]["feedCursor"],
+    }
+    with NodeScript("tidings-client.test.mjs", env) as script:
+        script.paused("restart")
+        restartable_server.stop()
+        # While the client is away, another process on the same database creates what it must not miss.
+        elsewhere = ServerProcess(restartable_server.workdir, {}, port=free_port()).start()
+        try:
+            created = [f"gap {i}" for i in range(1, 5)]
+            for title in created:
+                asyncio.run(create(elsewhere.graphql_url, user, title))
+        finally:
+            elsewhere.stop()
+        restartable_server.start()
+        script.resume("restart", created=created)
+        script.finish()
+
+
+def test_js_client_sends_the_documented_operations() -> None:
+    """clients/js/src/operations.ts holds graphql/operations/*.graphql verbatim (less their comment lines)."""
+    source = (Path(__file__).parent.parent / "clients" / "js" / "src" / "operations.ts").read_text()
+    operations = Path(__file__).parent.parent / "graphql" / "operations"
+    for name in ("Notifications", "NotificationEvents", "MarkNotificationRead", "MarkAllNotificationsRead"):
+        text = "\n".join(line for line in (operations / f"{name}.graphql").read_text().splitlines() if line[:1] != "#")
+        assert f"export const {name} = /* GraphQL */ `\n{text.strip()}\n`;" in source, name
 
 
 def test_node_scripts_use_the_documented_operations() -> None:

@@ -1,0 +1,80 @@
+// The operations of graphql/operations/, verbatim (a test in tests/test_node_clients.py keeps them equal).
+
+export const Notifications = /* GraphQL */ `
+query Notifications($first: Int = 20, $after: String, $filter: NotificationFilter) {
+  notifications(first: $first, after: $after, filter: $filter) {
+    edges {
+      cursor
+      node {
+        id
+        userId
+        type
+        title
+        message
+        data
+        read
+        readAt
+        createdAt
+        sequence
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+    unreadCount
+    feedCursor
+  }
+}
+`;
+
+export const NotificationEvents = /* GraphQL */ `
+subscription NotificationEvents($after: String) {
+  notificationEvents(after: $after) {
+    kind
+    cursor
+    sequence
+    unreadCount
+    upToSequence
+    count
+    notification {
+      id
+      userId
+      type
+      title
+      message
+      data
+      read
+      readAt
+      createdAt
+      sequence
+    }
+  }
+}
+`;
+
+export const MarkNotificationRead = /* GraphQL */ `
+mutation MarkNotificationRead($id: ID!) {
+  markNotificationRead(id: $id) {
+    id
+    read
+    readAt
+  }
+}
+`;
+
+export const MarkAllNotificationsRead = /* GraphQL */ `
+mutation MarkAllNotificationsRead($upTo: String) {
+  markAllNotificationsRead(upTo: $upTo) {
+    count
+    unreadCount
+    cursor
+  }
+}
+`;
+
+export const UnreadCount = /* GraphQL */ `
+query UnreadCount {
+  unreadCount
+}
+`;
