@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from tidings import migrate
@@ -22,7 +23,9 @@ from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.context import Context, Services
 from tidings.feed import FeedHub
+from tidings.limits import BodySizeLimit, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
+from tidings.protocol import ConnectionSlots, TransportWSHandler
 from tidings.schema import build_schema
 from tidings.store import SqlStore, create_engine
 
@@ -32,7 +35,14 @@ GRAPHQL_PATH = "/graphql"
 
 
 class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
-    """Strawberry's router, authenticating WebSocket connections at `connection_init`."""
+    """Strawberry's router with tidings' graphql-transport-ws handler; authenticates WebSockets at `connection_init`."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+
+    def __init__(self, schema: BaseSchema, *, max_connections_per_user: int, **options: Any) -> None:
+        super().__init__(schema, **options)
+        # Per process, like everything the handler keeps: with --workers N a user may hold N times as many.
+        self.connection_slots = ConnectionSlots(max_connections_per_user)
 
     async def on_ws_connect(self, context: Context) -> None:
         header = authorization_from_params(context.connection_params)
@@ -68,6 +78,9 @@ def build_services(settings: Settings) -> Services:
         verifier=TokenVerifier.from_settings(settings),
         hub=hub,
         metrics=metrics,
+        rate_limiter=RateLimiter(
+            user_rate=settings.user_mutations_per_second, service_rate=settings.service_mutations_per_second
+        ),
     )
 
 
@@ -115,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="tidings", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     async def context_getter(connection: HTTPConnection) -> Context:
         context = Context(services)
@@ -132,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         graphql_ide="graphiql" if settings.graphiql else None,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout),
+        max_connections_per_user=settings.max_connections_per_user,
     )
     app.include_router(router)
 

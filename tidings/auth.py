@@ -80,25 +80,51 @@ def load_or_create_secret(data_dir: Path) -> str:
 
 
 class TokenVerifier:
-    """Verifies and mints tokens with the configured secret, algorithm, issuer, audience and leeway."""
+    """Verifies (and, with a signing key, mints) tokens: algorithm pinned, issuer, audience and leeway applied.
 
-    def __init__(self, settings: Settings, secret: str) -> None:
-        self._secret = secret
+    HS algorithms use the shared secret. RS/ES algorithms verify with a PEM public key or a JWKS file (keys chosen
+    by `kid`), for deployments whose tokens come from an identity provider.
+    """
+
+    def __init__(self, settings: Settings, secret: str | None = None) -> None:
         self._algorithm = settings.jwt_algorithm
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway
+        self._jwks: dict[str, Any] = {}
+        self._verify_key: Any = secret
+        self._signing_key: Any = secret
+        if settings.jwt_public_key_file is not None:
+            self._verify_key = settings.jwt_public_key_file.read_text()
+        if settings.jwt_jwks_file is not None:
+            key_set = jwt.PyJWKSet.from_json(settings.jwt_jwks_file.read_text())
+            self._jwks = {key.key_id or "": key for key in key_set.keys}
+        if settings.jwt_private_key_file is not None:
+            self._signing_key = settings.jwt_private_key_file.read_text()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
+        if not settings.jwt_algorithm.startswith("HS"):
+            return cls(settings)
         return cls(settings, settings.jwt_secret or load_or_create_secret(settings.data_dir))
+
+    def _key_for(self, token: str) -> Any:
+        if not self._jwks:
+            return self._verify_key
+        kid = jwt.get_unverified_header(token).get("kid")
+        if kid is None and len(self._jwks) == 1:
+            return next(iter(self._jwks.values())).key
+        key = self._jwks.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("no key for this token's kid")
+        return key.key
 
     def verify(self, token: str) -> Identity:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._secret,
-                algorithms=[self._algorithm],  # pinned: never "none", never a key-type switch
+                self._key_for(token),
+                algorithms=[self._algorithm],  # pinned: never "none", never a switch between key types
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
@@ -122,6 +148,8 @@ class TokenVerifier:
         return self.verify(token)
 
     def mint(self, subject: str, *, service: bool = False, ttl: timedelta = timedelta(days=1)) -> str:
+        if self._signing_key is None:
+            raise RuntimeError("minting RS/ES tokens needs TIDINGS_JWT_PRIVATE_KEY_FILE")
         now = datetime.now(UTC)
         claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl}
         if service:
@@ -130,7 +158,7 @@ class TokenVerifier:
             claims["iss"] = self._issuer
         if self._audience:
             claims["aud"] = self._audience
-        return jwt.encode(claims, self._secret, algorithm=self._algorithm)
+        return jwt.encode(claims, self._signing_key, algorithm=self._algorithm)
 
 
 def authorization_from_params(params: object) -> str | None:

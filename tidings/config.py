@@ -35,10 +35,19 @@ class Settings(BaseSettings):
     channel_prefix: str = "tidings"
 
     jwt_secret: str | None = Field(default=None, repr=False)
-    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"] = "HS256"
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_private_key_file: Path | None = None  # only for `tidings token` with RS/ES (development)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway: Annotated[float, Field(ge=0)] = 0
+
+    user_mutations_per_second: Annotated[float, Field(ge=0)] = 20
+    service_mutations_per_second: Annotated[float, Field(ge=0)] = 2000
+    max_query_depth: Annotated[int, Field(ge=1)] = 10
+    max_aliases: Annotated[int, Field(ge=0)] = 30
+    max_tokens: Annotated[int, Field(ge=10)] = 2000
 
     retention_days: Annotated[int, Field(ge=1)] = 30
     graphiql: bool = True
@@ -51,6 +60,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     connection_init_timeout: Annotated[float, Field(gt=0)] = 3.0
+    keepalive_interval: Annotated[float, Field(gt=0)] = 15.0
+    close_timeout: Annotated[float, Field(gt=0)] = 5.0
+    send_queue_size: Annotated[int, Field(ge=1)] = 256
+    max_connections_per_user: Annotated[int, Field(ge=1)] = 20
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 65536
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
     replay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     replay_concurrency: Annotated[int, Field(ge=1)] = 16
@@ -76,9 +90,18 @@ class Settings(BaseSettings):
     @field_validator("broadcast_url")
     @classmethod
     def _check_broadcast_url(cls, value: str) -> str:
-        if not value.startswith(("memory://", "redis://", "rediss://")):
-            raise ValueError("TIDINGS_BROADCAST_URL must be memory://, redis:// or rediss://")
+        if not value.startswith(("memory://", "redis://", "rediss://", "redis-cluster://")):
+            raise ValueError("TIDINGS_BROADCAST_URL must be memory://, redis://, rediss:// or redis-cluster://")
         return value
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> Settings:
+        asymmetric = not self.jwt_algorithm.startswith("HS")
+        if asymmetric and not (self.jwt_public_key_file or self.jwt_jwks_file):
+            raise ValueError(f"TIDINGS_JWT_ALGORITHM={self.jwt_algorithm} needs TIDINGS_JWT_PUBLIC_KEY_FILE or _JWKS_FILE")
+        if not asymmetric and (self.jwt_public_key_file or self.jwt_jwks_file):
+            raise ValueError("a public key or JWKS file needs an RS or ES TIDINGS_JWT_ALGORITHM")
+        return self
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

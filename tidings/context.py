@@ -11,6 +11,7 @@ from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.errors import unauthenticated
 from tidings.feed import FeedHub
+from tidings.limits import RateLimiter
 from tidings.metrics import Metrics
 from tidings.store import SqlStore
 
@@ -25,6 +26,7 @@ class Services:
     verifier: TokenVerifier
     hub: FeedHub
     metrics: Metrics
+    rate_limiter: RateLimiter
 
 
 class Context(BaseContext):

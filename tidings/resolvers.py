@@ -10,7 +10,16 @@ from typing import Any, TypeVar
 
 import orjson
 import strawberry
-from strawberry.extensions import DisableIntrospection, MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.types import Info
 
 from graphql import GraphQLError
@@ -123,6 +132,11 @@ async def _publish(context: Context, event: FeedEvent | None) -> None:
         logger.warning("broadcast: publish failed (%s); subscribers will catch up from the database", error)
 
 
+def _mutating(context: Context) -> None:
+    """Every mutation spends from the caller's token bucket (TIDINGS_*_MUTATIONS_PER_SECOND)."""
+    context.services.rate_limiter.check(context.caller)
+
+
 def _owner(context: Context) -> str | None:
     """Whose notifications the caller may touch by id: a user's own, a service's any."""
     caller = context.caller
@@ -198,6 +212,7 @@ class Mutation:
     @strawberry.mutation(description="Create a notification for a user (service tokens only).")
     async def create_notification(self, info: Info[Context, None], input: CreateNotificationInput) -> Notification:
         info.context.caller.require_service()
+        _mutating(info.context)
         user = info.context.caller.target_user(input.user_id)
         fields = _validated(input)
         store = info.context.services.store
@@ -210,6 +225,7 @@ class Mutation:
 
     @strawberry.mutation(description="Mark one notification read. Already read: returned unchanged, no event.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
+        _mutating(info.context)
         owner = _owner(info.context)
         notification_id = _notification_id(id)
         store = info.context.services.store
@@ -232,6 +248,7 @@ class Mutation:
     async def mark_all_notifications_read(
         self, info: Info[Context, None], user_id: strawberry.ID | None = None, up_to: str | None = None
     ) -> MarkAllReadResult:
+        _mutating(info.context)
         user = info.context.caller.target_user(user_id)
         store = info.context.services.store
         up_to_seq = None
@@ -250,6 +267,7 @@ class Mutation:
 
     @strawberry.mutation(description="Delete one notification; returns its id. Devices get a DELETED event.")
     async def delete_notification(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
+        _mutating(info.context)
         owner = _owner(info.context)
         notification_id = _notification_id(id)
         store = info.context.services.store
@@ -306,7 +324,12 @@ def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] 
     """Factories: Strawberry builds fresh extensions per request (the parse and validation caches are shared)."""
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         _MaskInternalErrors,
+        # Counted on the raw text before parsing, so a huge document costs nothing to refuse.
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=1024),
+        # Both follow fragment spreads, so fragments cannot multiply aliases or depth past the limits.
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: ValidationCache(maxsize=1024),
     ]
     if not settings.introspection:

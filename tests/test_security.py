@@ -1,0 +1,273 @@
+"""Security controls: an attacker's view of authorization, query cost, sizes, rate limits, tokens, introspection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests._client import EVENTS, WSClient, create, error_codes, gql, token
+from tests._server import ServerProcess
+from tidings.auth import Identity, InvalidToken, Role, TokenVerifier
+from tidings.config import Settings
+from tidings.errors import UserError
+from tidings.limits import RateLimiter
+
+# -- authorization, as an attacker would try it ------------------------------------------------------------------
+
+
+async def test_user_a_never_sees_or_changes_user_b(server: ServerProcess, user: str) -> None:
+    attacker, victim = user + "-a", user + "-b"
+    secrets = [await create(server.graphql_url, victim, f"secret {i}", data={"pin": 1234}) for i in range(3)]
+    victim_ids = {n["id"] for n in secrets}
+    before = (await gql(server.graphql_url, "{ notifications { feedCursor } }", bearer=token(victim)))["data"]
+    seen: list[str] = []
+
+    def collect(body: Any) -> None:
+        text = json.dumps(body)
+        seen.extend(i for i in victim_ids if i in text)
+        if "secret" in text or "1234" in text:
+            seen.append(text)
+
+    a = token(attacker)
+    by_id = [
+        "query($id: ID!) { notification(id: $id) { id title data } }",
+        "mutation($id: ID!) { markNotificationRead(id: $id) { id title } }",
+        "mutation($id: ID!) { deleteNotification(id: $id) }",
+    ]
+    by_user = [
+        "query($u: ID) { notifications(userId: $u) { edges { node { id title } } unreadCount feedCursor } }",
+        "query($u: ID) { unreadNotifications(userId: $u) { id title } }",
+        "query($u: ID) { unreadCount(userId: $u) }",
+        "mutation($u: ID) { markAllNotificationsRead(userId: $u) { count unreadCount cursor } }",
+    ]
+    for query in by_id:
+        for notification_id in victim_ids:
+            collect(await gql(server.graphql_url, query, {"id": notification_id}, bearer=a))
+    for query in by_user:
+        collect(await gql(server.graphql_url, query, {"u": victim}, bearer=a))
+    forged = {"input": {"userId": victim, "title": "phish", "message": "m"}}
+    collect(
+        await gql(
+            server.graphql_url,
+            "mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id } }",
+            forged,
+            bearer=a,
+        )
+    )
+    async with await WSClient.connected(server.ws_url, a) as socket:
+        for variables in ({"userId": victim}, {"userId": victim, "after": before["notifications"]["feedCursor"]}):
+            await socket.subscribe(EVENTS, variables)
+            collect(await socket.receive())
+        # The attacker's own subscription, with the victim's cursor: only the attacker's (empty) feed.
+        own = await socket.subscribe(EVENTS, {"after": before["notifications"]["feedCursor"]})
+        await create(server.graphql_url, victim, "after the attack started")
+        try:
+            collect(await socket.receive(timeout=1.0))
+        except TimeoutError:
+            pass
+        await socket.complete(own)
+
+    assert seen == [], f"user A saw {len(seen)} of B's notifications or events"
+    after = await gql(
+        server.graphql_url,
+        "{ notifications(first: 100) { edges { node { id read } } unreadCount } }",
+        bearer=token(victim),
+    )
+    nodes = after["data"]["notifications"]["edges"]
+    assert {n["node"]["id"] for n in nodes} >= victim_ids, "B's rows A deleted: must be 0"
+    assert all(not n["node"]["read"] for n in nodes), "B's rows A marked read: must be 0"
+    assert after["data"]["notifications"]["unreadCount"] == 4
+    assert "phish" not in json.dumps(after)
+
+
+# -- query cost ----------------------------------------------------------------------------------------------------
+
+
+async def test_alias_amplification_through_fragments_is_refused(server: ServerProcess, user: str) -> None:
+    aliases = " ".join(f"c{i}: unreadCount" for i in range(10))
+    spread = " ".join(f"s{i}: notifications {{ ...F }}" for i in range(5))
+    # 10 aliases in a fragment, spread 5 times: 55 aliases in all, over the limit of 30.
+    document = f"query {{ {spread} }} fragment F on NotificationConnection {{ {aliases} }}"
+    body = await gql(server.graphql_url, document, bearer=token(user))
+    assert body.get("data") is None and "aliases" in body["errors"][0]["message"].lower(), body
+
+
+async def test_circular_fragments_are_refused_without_hanging(server: ServerProcess, user: str) -> None:
+    document = (
+        "query { notifications { ...A } } "
+        "fragment A on NotificationConnection { edges { node { id } } ...B } "
+        "fragment B on NotificationConnection { unreadCount ...A }"
+    )
+    async with asyncio.timeout(10):
+        body = await gql(server.graphql_url, document, bearer=token(user))
+    assert body.get("data") is None and body["errors"], body
+
+
+async def test_too_many_tokens_are_refused(server: ServerProcess, user: str) -> None:
+    document = "{ " + " ".join("__typename" for _ in range(2100)) + " }"
+    body = await gql(server.graphql_url, document, bearer=token(user))
+    assert body.get("data") is None and "token" in body["errors"][0]["message"].lower(), body
+
+
+async def test_query_batching_is_off(server: ServerProcess, user: str) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            server.graphql_url,
+            json=[{"query": "{ unreadCount }"}, {"query": "{ unreadCount }"}],
+            headers={"Authorization": f"Bearer {token(user)}"},
+        )
+    assert response.status_code == 400, response.text
+
+
+# -- sizes and rates: a server with small limits --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {
+        "TIDINGS_USER_MUTATIONS_PER_SECOND": "0.5",
+        "TIDINGS_SERVICE_MUTATIONS_PER_SECOND": "0",
+        "TIDINGS_MAX_QUERY_DEPTH": "2",
+        "TIDINGS_INTROSPECTION": "false",
+        "TIDINGS_GRAPHIQL": "false",
+    }
+    server = ServerProcess(tmp_path_factory.mktemp("strict"), env).start()
+    yield server
+    server.stop()
+
+
+async def test_user_mutations_are_rate_limited_with_retry_after(strict_server: ServerProcess, user: str) -> None:
+    for _ in range(5):
+        await create(strict_server.graphql_url, user)  # 0 = unlimited for services
+    mark_all = "mutation { markAllNotificationsRead { count } }"
+    first = await gql(strict_server.graphql_url, mark_all, bearer=token(user))
+    assert first["data"]["markAllNotificationsRead"]["count"] == 5
+    second = await gql(strict_server.graphql_url, mark_all, bearer=token(user))
+    assert error_codes(second) == ["RATE_LIMITED"], second
+    assert second["errors"][0]["extensions"]["retryAfter"] > 0
+    other = await gql(strict_server.graphql_url, mark_all, bearer=token(user + "-other"))
+    assert "errors" not in other, "buckets are per caller"
+
+
+async def test_depth_limit_names_the_limit_also_through_fragments(strict_server: ServerProcess, user: str) -> None:
+    shallow = await gql(strict_server.graphql_url, "{ notifications { unreadCount } }", bearer=token(user))
+    assert "errors" not in shallow, shallow
+    direct = "{ notifications { edges { node { id } } } }"
+    via_fragments = (
+        "{ notifications { ...E } } fragment E on NotificationConnection { edges { ...N } } "
+        "fragment N on NotificationEdge { node { id } }"
+    )
+    for document in (direct, via_fragments):
+        body = await gql(strict_server.graphql_url, document, bearer=token(user))
+        assert body.get("data") is None and "exceeds maximum operation depth of 2" in body["errors"][0]["message"], body
+
+
+async def test_introspection_and_graphiql_can_be_switched_off(strict_server: ServerProcess, user: str) -> None:
+    body = await gql(strict_server.graphql_url, "{ __schema { queryType { name } } }", bearer=token(user))
+    assert body.get("data") is None and "introspection" in body["errors"][0]["message"].lower(), body
+    async with httpx.AsyncClient() as client:
+        page = await client.get(strict_server.graphql_url, headers={"Accept": "text/html"})
+    assert page.status_code == 404
+
+
+async def test_oversized_http_bodies_get_413_before_parsing(server: ServerProcess, user: str) -> None:
+    huge = {"query": "{ unreadCount }", "variables": {"pad": "x" * 70_000}}
+    async with httpx.AsyncClient() as client:
+        declared = await client.post(server.graphql_url, json=huge, headers={"Authorization": f"Bearer {token(user)}"})
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            payload = json.dumps(huge).encode()
+            for start in range(0, len(payload), 8192):
+                yield payload[start : start + 8192]
+
+        streamed = await client.post(
+            server.graphql_url,
+            content=chunks(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token(user)}"},
+        )
+    assert declared.status_code == 413 and declared.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert streamed.status_code == 413
+
+
+def test_token_bucket_refills_at_the_rate_with_bursts_of_twice_it() -> None:
+    now = [0.0]
+    limiter = RateLimiter(user_rate=2, service_rate=0, clock=lambda: now[0])
+    alice = Identity("alice", Role.USER)
+    for _ in range(4):
+        limiter.check(alice)  # burst: twice the rate
+    with pytest.raises(UserError) as refused:
+        limiter.check(alice)
+    assert refused.value.extensions == {"code": "RATE_LIMITED", "retryAfter": 0.5}
+    now[0] += 0.5
+    limiter.check(alice)
+    with pytest.raises(UserError):
+        limiter.check(alice)
+    backend = Identity("backend", Role.SERVICE)
+    for _ in range(1000):
+        limiter.check(backend)  # 0 = unlimited
+
+
+# -- tokens --------------------------------------------------------------------------------------------------------
+
+
+def _claims(**extra: Any) -> dict[str, Any]:
+    return {"sub": "alice", "exp": datetime.now(UTC) + timedelta(minutes=5), **extra}
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_asymmetric_tokens_verify_with_a_public_key_or_jwks(tmp_path: Path, algorithm: str) -> None:
+    private = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if algorithm == "RS256"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    (tmp_path / "public.pem").write_bytes(pem)
+    jwk = json.loads(jwt.algorithms.get_default_algorithms()[algorithm].to_jwk(private.public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "key-1", "alg": algorithm}]}))
+    good = jwt.encode(_claims(role="service"), private, algorithm=algorithm, headers={"kid": "key-1"})
+    for source in ({"jwt_public_key_file": tmp_path / "public.pem"}, {"jwt_jwks_file": tmp_path / "jwks.json"}):
+        verifier = TokenVerifier.from_settings(Settings(jwt_algorithm=algorithm, **source))  # type: ignore[arg-type]
+        identity = verifier.verify(good)
+        assert identity.subject == "alice" and identity.is_service
+        # HS/RS confusion: a token "signed" with the public key as an HMAC secret is refused.
+        with pytest.raises(InvalidToken):
+            verifier.verify(jwt.encode(_claims(), "x" * 64, algorithm="HS256"))
+        with pytest.raises(InvalidToken):
+            verifier.verify(jwt.encode(_claims(), None, algorithm="none"))
+    other = (
+        ec.generate_private_key(ec.SECP256R1())
+        if algorithm == "ES256"
+        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    with pytest.raises(InvalidToken):
+        TokenVerifier.from_settings(Settings(jwt_algorithm=algorithm, jwt_jwks_file=tmp_path / "jwks.json")).verify(
+            jwt.encode(_claims(), other, algorithm=algorithm, headers={"kid": "key-2"})
+        )
+
+
+def test_leeway_allows_configured_clock_skew() -> None:
+    secret = "s" * 40
+    expired = jwt.encode({"sub": "alice", "exp": datetime.now(UTC) - timedelta(seconds=5)}, secret, algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        TokenVerifier(Settings(jwt_secret=secret), secret).verify(expired)
+    assert TokenVerifier(Settings(jwt_secret=secret, jwt_leeway=30), secret).verify(expired).subject == "alice"
+
+
+def test_settings_refuse_weak_or_mismatched_keys(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        Settings(jwt_secret="short")
+    with pytest.raises(ValueError, match="needs TIDINGS_JWT_PUBLIC_KEY_FILE"):
+        Settings(jwt_algorithm="RS256")
+    with pytest.raises(ValueError, match="needs an RS or ES"):
+        Settings(jwt_public_key_file=tmp_path / "k.pem")
