@@ -1,4 +1,5 @@
-"""Broadcast contract: the same behaviour over the memory backend and a real Redis, plus Redis's outage recovery."""
+"""Broadcast contract: the same behaviour over the memory backend, a real Redis and a real Redis Cluster, plus each
+broker's outage recovery."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
@@ -20,11 +21,21 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests._services import in_ci, redis_url
 from tidings.broadcast import Broadcast, Subscription, create_backend
+from tidings.broadcast.cluster import RedisClusterBackend, parse_cluster_url
 from tidings.broadcast.memory import MemoryBackend
 from tidings.broadcast.redis import RedisBackend
 
+if TYPE_CHECKING:
+    # Only for annotations: pytest imports the plugin itself (an earlier import would escape assertion rewriting).
+    from tests._cluster import ClusterAdmin, LocalCluster
+
+# The session's Redis Cluster and its admin, shared with the end-to-end tests.
+pytest_plugins = ["tests._cluster"]
+
 # Every wait is bounded so that a bug fails the test instead of hanging it.
 WAIT = 5.0
+# Recovering from a stopped node includes restarting it and the backend's backoff between attempts.
+RECOVERY_WAIT = 15.0
 
 MakeBroadcast = Callable[..., Awaitable[Broadcast]]
 
@@ -34,8 +45,8 @@ async def next_item(subscription: Subscription) -> bytes | None:
         return await subscription.get()
 
 
-async def wait_until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(WAIT):
+async def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
 
@@ -162,15 +173,17 @@ class BroadcastContract:
 
     async def test_overflowing_queue_is_replaced_by_one_catch_up_marker(self, make_broadcast: MakeBroadcast) -> None:
         broadcast = await make_broadcast(queue_size=3)
+        # One hash tag, so one hash slot: Redis Cluster keeps the order of messages only within a shard.
+        flood_channel, barrier_channel = "{flood}", "{flood}:barrier"
 
         async def publish_and_settle(*messages: bytes) -> None:
             for message in messages:
-                await broadcast.publish("flood", message)
+                await broadcast.publish(flood_channel, message)
             # One reader dispatches in publish order, so once the barrier arrives every message above has been queued.
-            await broadcast.publish("barrier", b"")
+            await broadcast.publish(barrier_channel, b"")
             assert await next_item(barrier) == b""
 
-        async with broadcast.subscribe("flood") as flood, broadcast.subscribe("barrier") as barrier:
+        async with broadcast.subscribe(flood_channel) as flood, broadcast.subscribe(barrier_channel) as barrier:
             # 0 1 2 fill the queue, 3 overflows it into [None], then 4 5 6 fill it up to queue_size + 1.
             await publish_and_settle(b"0", b"1", b"2", b"3", b"4", b"5", b"6")
             assert flood.qsize() == 4
@@ -178,7 +191,7 @@ class BroadcastContract:
             await publish_and_settle(b"7", b"8")
             assert flood.qsize() == 2
             assert [await next_item(flood), await next_item(flood)] == [None, b"8"]
-            await broadcast.publish("flood", b"9")
+            await broadcast.publish(flood_channel, b"9")
             assert await next_item(flood) == b"9"
 
     async def test_catch_up_request_queues_one_marker_until_it_is_taken(self, broadcast: Broadcast) -> None:
@@ -345,6 +358,168 @@ class TestRedisBroadcast(BroadcastContract):
             await broadcast.disconnect()
 
 
+async def wait_for_shard_subscribers(cluster_admin: ClusterAdmin, channel: str, expected: dict[int, int]) -> None:
+    """Poll PUBSUB SHARDNUMSUB on every node until it shows `expected` (port -> count, zeros left out)."""
+    async with asyncio.timeout(WAIT):
+        while await cluster_admin.shard_subscribers(channel) != expected:
+            await asyncio.sleep(0.01)
+
+
+class TestRedisClusterBroadcast(BroadcastContract):
+    @pytest.fixture
+    def url(self, redis_cluster: LocalCluster) -> str:
+        return redis_cluster.url
+
+    @pytest.fixture
+    async def cluster(self, redis_cluster: LocalCluster) -> AsyncIterator[LocalCluster]:
+        """The session's cluster for a test that stops nodes: afterwards every node runs again and the cluster is ok."""
+        yield redis_cluster
+        await asyncio.to_thread(redis_cluster.restore)
+
+    async def test_channels_are_sharded_subscriptions_on_the_node_owning_their_slot(
+        self, broadcast: Broadcast, cluster_admin: ClusterAdmin, prefix: str
+    ) -> None:
+        spread = cluster_admin.names_on_every_node(prefix, per_node=2)
+        names = [name for names in spread.values() for name in names]
+        async with contextlib.AsyncExitStack() as stack:
+            subscriptions = {name: await stack.enter_async_context(broadcast.subscribe(name)) for name in names}
+            # Several local subscribers of a channel are still one subscriber in Redis.
+            await stack.enter_async_context(broadcast.subscribe(names[0]))
+            for port, owned in spread.items():
+                for name in owned:
+                    # Confirmed before subscribe() returned, so no polling needed here.
+                    assert await cluster_admin.shard_subscribers(f"{prefix}:{name}") == {port: 1}
+                    assert await cluster_admin.plain_subscribers(f"{prefix}:{name}") == {}
+            for name in names:
+                await broadcast.publish(name, name.encode())
+            for name, subscription in subscriptions.items():
+                assert await next_item(subscription) == name.encode()
+        for name in names:
+            await wait_for_shard_subscribers(cluster_admin, f"{prefix}:{name}", {})
+
+    async def test_unconfirmed_subscription_times_out_and_is_withdrawn(
+        self, url: str, prefix: str, cluster_admin: ClusterAdmin
+    ) -> None:
+        backend = RedisClusterBackend(url, confirm_timeout=0.2)
+        await backend.connect()
+        channel = f"{prefix}:silent"
+        try:
+            # The owner holds every command, SSUBSCRIBE included, for longer than the backend waits.
+            await cluster_admin.pause(cluster_admin.owner(channel), seconds=1.0)
+            with pytest.raises(TimeoutError, match="did not confirm"):
+                await backend.subscribe(channel)
+            # Once the node answers again, the SUNSUBSCRIBE sent on the timeout has undone the late SSUBSCRIBE.
+            await wait_for_shard_subscribers(cluster_admin, channel, {})
+            assert backend.healthy
+        finally:
+            await backend.disconnect()
+
+    async def test_recovers_from_a_node_restart_with_a_catch_up_marker(
+        self,
+        cluster: LocalCluster,
+        cluster_admin: ClusterAdmin,
+        make_broadcast: MakeBroadcast,
+        prefix: str,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="tidings.broadcast")
+        broadcast = await make_broadcast()
+        spread = cluster_admin.names_on_every_node(prefix)
+        victim, *survivors = cluster.ports
+        [down], [up] = spread[victim], spread[survivors[0]]
+        async with broadcast.subscribe(down) as on_down, broadcast.subscribe(up) as on_up:
+            await broadcast.publish(down, b"before")
+            assert await next_item(on_down) == b"before"
+
+            await asyncio.to_thread(cluster.stop_node, victim)
+            await wait_until(lambda: not broadcast.healthy)
+            with pytest.raises(RedisConnectionError):
+                async with asyncio.timeout(WAIT):
+                    await broadcast.publish(down, b"nobody can hear this")
+            # The other shards keep delivering during the outage.
+            await broadcast.publish(up, b"meanwhile")
+            assert await next_item(on_up) == b"meanwhile"
+            await asyncio.sleep(0.5)  # several failed recovery attempts, still one log line
+
+            await asyncio.to_thread(cluster.start_node, victim)
+            await wait_until(lambda: broadcast.healthy, RECOVERY_WAIT)
+            # Every subscription catches up, not only those of the lost node: one marker for the whole outage.
+            assert await next_item(on_down) is None
+            assert await next_item(on_up) is None
+            await wait_for_shard_subscribers(cluster_admin, f"{prefix}:{down}", {victim: 1})
+            # The publisher's pooled connection to the restarted node died with it and nothing has used it since.
+            await broadcast.publish(down, b"after")
+            assert await next_item(on_down) == b"after"
+        messages = [record.getMessage() for record in caplog.records]
+        assert sum("lost the subscriptions" in message for message in messages) == 1
+        assert sum("subscriptions recovered" in message for message in messages) == 1
+
+    async def test_dropped_connection_is_reported_with_a_catch_up_marker(
+        self, broadcast: Broadcast, cluster_admin: ClusterAdmin, prefix: str
+    ) -> None:
+        # The node stays up, so redis-py could reconnect and resubscribe on its own without telling anyone.
+        async with broadcast.subscribe("dropped") as subscription:
+            assert await cluster_admin.kill_subscribers(cluster_admin.owner(f"{prefix}:dropped")) == 1
+            assert await next_item(subscription) is None
+            await wait_until(lambda: broadcast.healthy)
+            await broadcast.publish("dropped", b"still connected")
+            assert await next_item(subscription) == b"still connected"
+
+    async def test_subscribe_during_a_node_outage_completes_once_it_is_back(
+        self, cluster: LocalCluster, cluster_admin: ClusterAdmin, broadcast: Broadcast, prefix: str
+    ) -> None:
+        owner = cluster_admin.owner(f"{prefix}:late")
+        await asyncio.to_thread(cluster.stop_node, owner)
+        # Nothing is subscribed, yet the loss is seen: the backend keeps a connection to every primary.
+        await wait_until(lambda: not broadcast.healthy)
+        async with contextlib.AsyncExitStack() as stack:
+            entering = asyncio.create_task(stack.enter_async_context(broadcast.subscribe("late")))
+            await wait_until(lambda: "late" in broadcast.local_channels())
+            await asyncio.to_thread(cluster.start_node, owner)
+            async with asyncio.timeout(RECOVERY_WAIT):
+                subscription = await entering
+            await broadcast.publish("late", b"welcome")
+            # It joined during the outage, so it is told to catch up like everyone else.
+            assert [await next_item(subscription), await next_item(subscription)] == [None, b"welcome"]
+
+    async def test_follows_a_migrated_slot_with_a_catch_up_marker(
+        self, broadcast: Broadcast, cluster_admin: ClusterAdmin, prefix: str
+    ) -> None:
+        channel = f"{prefix}:moving"
+        source = cluster_admin.owner(channel)
+        target = next(port for port in cluster_admin.cluster.ports if port != source)
+        async with broadcast.subscribe("moving") as subscription:
+            try:
+                await cluster_admin.move_slot(channel, target)
+                # Redis ends the subscription on the old owner; the backend subscribes on the new one, then tells.
+                assert await next_item(subscription) is None
+                assert await cluster_admin.shard_subscribers(channel) == {target: 1}
+                # The publisher's slot map is stale too: it follows MOVED.
+                await broadcast.publish("moving", b"found you")
+                assert await next_item(subscription) == b"found you"
+            finally:
+                await cluster_admin.move_slot(channel, source)
+
+    async def test_subscribing_with_a_stale_slot_map_follows_moved(
+        self, broadcast: Broadcast, cluster_admin: ClusterAdmin, prefix: str
+    ) -> None:
+        channel = f"{prefix}:moved-before"
+        source = cluster_admin.owner(channel)
+        target = next(port for port in cluster_admin.cluster.ports if port != source)
+        # Moved after the backend read the slot map: its SSUBSCRIBE goes to the old owner, which answers MOVED.
+        await cluster_admin.move_slot(channel, target)
+        try:
+            async with broadcast.subscribe("moved-before") as subscription:
+                assert await cluster_admin.shard_subscribers(channel) == {target: 1}
+                await broadcast.publish("moved-before", b"here")
+                # Handling MOVED also resubscribed the old owner's channels, hence (usually) a marker first.
+                while (item := await next_item(subscription)) is None:
+                    pass
+                assert item == b"here"
+        finally:
+            await cluster_admin.move_slot(channel, source)
+
+
 class RedisServer:
     """A throwaway redis-server on a free port that a test may stop and start again (the shared one never stops)."""
 
@@ -405,6 +580,29 @@ def test_backend_is_chosen_by_url_scheme() -> None:
     assert isinstance(create_backend("memory://"), MemoryBackend)
     assert isinstance(create_backend("redis://localhost:6379/0"), RedisBackend)
     assert isinstance(create_backend("rediss://localhost:6380/0"), RedisBackend)
+    assert isinstance(create_backend("redis-cluster://localhost:7000,localhost:7001"), RedisClusterBackend)
+
+
+def test_cluster_url_names_every_startup_node_and_the_credentials() -> None:
+    address = parse_cluster_url("redis-cluster://tidings:p%40ss@10.0.0.1:7000,redis-b,[::1]:7002/")
+    assert address.nodes == [("10.0.0.1", 7000), ("redis-b", 6379), ("::1", 7002)]
+    assert (address.username, address.password) == ("tidings", "p@ss")
+    assert parse_cluster_url("redis-cluster://:secret@node:7000").username is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis-cluster://user:hunter2@node:7000/3",  # Redis Cluster has only database 0
+        "redis-cluster://user:hunter2@node:7000?ssl=true",
+        "redis-cluster://user:hunter2@node:port",
+        "redis-cluster://user:hunter2@node:7000,,node:7001",
+    ],
+)
+def test_bad_cluster_url_is_rejected_without_echoing_it(url: str) -> None:
+    with pytest.raises(ValueError, match="redis-cluster://") as raised:
+        create_backend(url)
+    assert "hunter2" not in str(raised.value)
 
 
 def test_unknown_scheme_is_rejected_without_echoing_the_url() -> None:

@@ -28,8 +28,14 @@ def create_backend(url: str) -> BroadcastBackend:
         from .redis import RedisBackend
 
         return RedisBackend(url)
+    if scheme == "redis-cluster":
+        from .cluster import RedisClusterBackend
+
+        return RedisClusterBackend(url)
     # Name only the scheme: the rest of the URL may hold a password.
-    raise ValueError(f"unsupported broadcast URL scheme {scheme!r}: expected memory://, redis:// or rediss://")
+    raise ValueError(
+        f"unsupported broadcast URL scheme {scheme!r}: expected memory://, redis://, rediss:// or redis-cluster://"
+    )
 
 
 class Subscription:
