@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests._server import TEST_SECRET
 from tidings.auth import TokenVerifier
@@ -77,8 +78,9 @@ class WSClient:
         self._ids = itertools.count(1)
 
     @classmethod
-    async def open(cls, ws_url: str, *, subprotocols: list[str] | None = None) -> WSClient:
-        conn = await connect(ws_url, subprotocols=subprotocols or [SUBPROTOCOL], open_timeout=WAIT)  # type: ignore[list-item]
+    async def open(cls, ws_url: str, *, subprotocols: list[str] | None = None, **options: Any) -> WSClient:
+        """Open a socket; `options` go to websockets' `connect` (e.g. `compression=None`, `sock=`, `max_queue=`)."""
+        conn = await connect(ws_url, subprotocols=subprotocols or [SUBPROTOCOL], open_timeout=WAIT, **options)  # type: ignore[list-item]
         return cls(conn)
 
     @classmethod
@@ -125,6 +127,15 @@ class WSClient:
         except TimeoutError:
             return
         raise AssertionError(f"unexpected message: {message}")
+
+    async def close_frame(self, timeout: float = WAIT) -> tuple[int, str]:
+        """The code and reason of the server's close frame, which must come next (pings aside)."""
+        try:
+            message = await self.receive(timeout)
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, f"closed without a close frame: {closed}"
+            return closed.rcvd.code, closed.rcvd.reason
+        raise AssertionError(f"expected the server to close, got: {message}")
 
     async def complete(self, operation_id: str) -> None:
         await self.send({"id": operation_id, "type": "complete"})

@@ -56,6 +56,11 @@ def _serve(args: argparse.Namespace) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         ws="websockets-sansio",
+        # A larger frame is refused with 1009 before it is buffered.
+        ws_max_size=settings.max_request_bytes,
+        # The graphql-transport-ws keep-alive is ours (TIDINGS_KEEPALIVE_INTERVAL, closes with 1001, which clients
+        # retry); uvicorn's WebSocket-level ping would close with 1011, which graphql-ws clients never retry.
+        ws_ping_interval=None,
         lifespan="on",
         proxy_headers=False,
         # SIGTERM: stop accepting, let in-flight requests finish, close WebSockets with 1012 (clients retry).

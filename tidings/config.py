@@ -61,7 +61,7 @@ class Settings(BaseSettings):
 
     connection_init_timeout: Annotated[float, Field(gt=0)] = 3.0
     keepalive_interval: Annotated[float, Field(gt=0)] = 15.0
-    close_timeout: Annotated[float, Field(gt=0)] = 5.0
+    send_timeout: Annotated[float, Field(gt=0)] = 10.0
     send_queue_size: Annotated[int, Field(ge=1)] = 256
     max_connections_per_user: Annotated[int, Field(ge=1)] = 20
     max_request_bytes: Annotated[int, Field(ge=1024)] = 65536

@@ -1,0 +1,433 @@
+"""The graphql-transport-ws transport: frame validation, close codes, keep-alive, token expiry and a bounded writer.
+
+Strawberry executes the operations; this module decides what may reach it and owns everything the socket sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+    PingMessage,
+    SubscribeMessage,
+)
+
+from graphql import GraphQLSyntaxError
+from tidings.context import Context
+
+if TYPE_CHECKING:
+    from strawberry.http.async_base_view import AsyncBaseHTTPView
+    from strawberry.schema import BaseSchema
+
+logger = logging.getLogger("tidings.ws")
+
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 section 5.5: a control frame payload is at most 125 bytes, 2 of them the code
+MAX_OPERATION_ID_LENGTH = 128  # clients use counters or UUIDs; the id is echoed in every message of the operation
+
+
+class CloseCode(IntEnum):
+    """Every close code a tidings WebSocket client can see, and who sends it.
+
+    graphql-ws clients reconnect after 1000, 1001, 1005, 1006, 1012, 1013, 1014, 4403, 4408 and 4499 and give up
+    after any other code, so a code here is also a decision about whether the client comes back.
+    """
+
+    GOING_AWAY = 1001  # keep-alive timeout: retried, like the dropped connection it most likely is
+    MESSAGE_TOO_BIG = 1009  # uvicorn (ws_max_size): a frame over TIDINGS_MAX_REQUEST_BYTES; not retried
+    SERVICE_RESTART = 1012  # uvicorn, on shutdown; retried
+    TRY_AGAIN_LATER = 1013  # slow consumer: the send queue overflowed; retried, and `after` resumes without loss
+    BAD_REQUEST = 4400  # invalid message; not retried
+    UNAUTHORIZED = 4401  # subscribe before connection_ack; not retried
+    FORBIDDEN = 4403  # no valid token, token expired, too many connections; retried with fresh connectionParams
+    SUBPROTOCOL_NOT_ACCEPTABLE = 4406  # Strawberry's view: not graphql-transport-ws; not retried
+    CONNECTION_INITIALISATION_TIMEOUT = 4408  # Strawberry's timer (TIDINGS_CONNECTION_INIT_TIMEOUT); retried
+    SUBSCRIBER_ALREADY_EXISTS = 4409  # Strawberry: subscribe with an id in flight; not retried
+    TOO_MANY_INITIALISATION_REQUESTS = 4429  # a second connection_init; not retried
+    INTERNAL_SERVER_ERROR = 4500  # a bug in this module (logged); not retried
+
+
+class InvalidMessage(ValueError):
+    """A frame that is not a graphql-transport-ws message a client may send; the text is the close reason."""
+
+
+def fit_reason(reason: str) -> str:
+    """The reason cut to the close frame's limit, on a character boundary."""
+    encoded = reason.encode()
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    ellipsis = "…"
+    room = MAX_CLOSE_REASON_BYTES - len(ellipsis.encode())
+    return encoded[:room].decode(errors="ignore") + ellipsis
+
+
+def parse_message(text: str) -> Message:
+    """Decode and validate one client frame (graphql-ws's `validateMessage`, client-to-server types only)."""
+    try:
+        # orjson, not json: it bounds nesting depth, where json.loads raises RecursionError on "[[[[...".
+        value: object = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise InvalidMessage("Invalid message: not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidMessage("Invalid message: not a JSON object")
+    kind = value.get("type")
+    if not isinstance(kind, str):
+        raise InvalidMessage("Invalid message: 'type' must be a string")
+    if kind in ("connection_init", "ping", "pong"):
+        _check_optional(value, "payload", dict, kind, "an object")
+    elif kind == "subscribe":
+        _check_id(value, kind)
+        payload = value.get("payload")
+        if not isinstance(payload, dict):
+            raise InvalidMessage("Invalid subscribe message: 'payload' must be an object")
+        if not isinstance(payload.get("query"), str):
+            raise InvalidMessage("Invalid subscribe message: 'query' must be a string")
+        _check_optional(payload, "variables", dict, kind, "an object")
+        _check_optional(payload, "operationName", str, kind, "a string")
+        _check_optional(payload, "extensions", dict, kind, "an object")
+    elif kind == "complete":
+        _check_id(value, kind)
+    else:
+        raise InvalidMessage(f'Invalid message: unknown type "{kind}"')
+    return cast("Message", value)
+
+
+def _check_id(message: dict[str, Any], kind: str) -> None:
+    operation_id = message.get("id")
+    if not isinstance(operation_id, str) or not 0 < len(operation_id) <= MAX_OPERATION_ID_LENGTH:
+        raise InvalidMessage(
+            f"Invalid {kind} message: 'id' must be a string of 1 to {MAX_OPERATION_ID_LENGTH} characters"
+        )
+
+
+def _check_optional(container: dict[str, Any], key: str, kind_of: type, kind: str, described: str) -> None:
+    value = container.get(key)
+    if value is not None and not isinstance(value, kind_of):
+        raise InvalidMessage(f"Invalid {kind} message: '{key}' must be {described} or null")
+
+
+class ConnectionSlots:
+    """Authenticated sockets per user. Counted per process: each worker of `tidings serve --workers N` has its own."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._counts: dict[str, int] = {}
+
+    def acquire(self, user: str) -> bool:
+        """Take a slot for the user, or return False when all of theirs are taken."""
+        count = self._counts.get(user, 0)
+        if count >= self._limit:
+            return False
+        self._counts[user] = count + 1
+        return True
+
+    def release(self, user: str) -> None:
+        count = self._counts[user] - 1
+        if count:
+            self._counts[user] = count
+        else:
+            del self._counts[user]
+
+
+class TransportHost(Protocol):
+    """What the handler needs from the router that runs it (`TidingsGraphQLRouter`)."""
+
+    connection_slots: ConnectionSlots
+
+
+class Outbound(AsyncWebSocketAdapter):
+    """Everything one socket sends: a bounded queue drained in order by one writer, then at most one close frame.
+
+    Senders wait while the queue is full (an operation's own bounded queue holds its live events meanwhile, so a
+    replay burst never costs a fast client its socket). A full queue that does not move for `timeout` seconds means
+    the client does not keep up: 1013. Strawberry's own sends and closes (4401, 4408, 4409...) arrive here too,
+    through the adapter interface, so the bound, the order and the close-reason limit hold for every frame.
+    """
+
+    def __init__(
+        self,
+        view: AsyncBaseHTTPView[Any, Any, Any, Any, Any, Any, Any],
+        websocket: WebSocket,
+        *,
+        size: int,
+        timeout: float,
+        on_close: Callable[[], None],
+    ) -> None:
+        super().__init__(view)
+        self.websocket = websocket
+        self._size = size
+        self._timeout = timeout
+        self._on_close = on_close
+        self._loop = asyncio.get_running_loop()
+        self._pending: deque[str] = deque()  # encoded already: strings are not tracked by the garbage collector
+        self._wakeup = asyncio.Event()  # for the writer: something to send, a close, or the peer gone
+        self._room = asyncio.Event()  # for senders waiting on a full queue
+        self._deadline: asyncio.Timeout | None = None  # the writer's: a stalled full queue, or the close frame
+        self._peer_gone = False
+        self.close_frame: tuple[int, str] | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self.close_frame is not None
+
+    def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        raise NotImplementedError("the handler reads frames itself, to validate them before Strawberry sees them")
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        await self.send(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.request_close(code, reason)
+
+    async def send(self, message: Mapping[str, object]) -> None:
+        """Queue a message, waiting while the queue is full; dropped once the socket is closing."""
+        while len(self._pending) >= self._size and not self.closing:
+            self._reschedule_if_unset(self._timeout)
+            self._room.clear()
+            await self._room.wait()
+        self.put(message)
+
+    def put(self, message: Mapping[str, object]) -> bool:
+        """Queue a message if there is room, without waiting."""
+        if self.closing or len(self._pending) >= self._size:
+            return False
+        self._pending.append(self.view.encode_json_string(message))
+        self._wakeup.set()
+        return True
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Close after the frame being written, dropping the queue; the first request wins."""
+        if self.closing:
+            return
+        self.close_frame = (code, fit_reason(reason))
+        self._pending.clear()
+        if self._deadline is not None:
+            self._deadline.reschedule(self._loop.time() + self._timeout)
+        self._wakeup.set()
+        self._room.set()
+        self._on_close()
+
+    def peer_gone(self) -> None:
+        """The client disconnected: there is nobody left to write to."""
+        self._peer_gone = True
+        self._wakeup.set()
+
+    def _reschedule_if_unset(self, delay: float) -> None:
+        if self._deadline is not None and self._deadline.when() is None:
+            self._deadline.reschedule(self._loop.time() + delay)
+
+    async def run(self) -> None:
+        """The writer: send queued messages in order until a close is requested or the peer is gone."""
+        while True:
+            try:
+                await self._write()
+                return
+            except TimeoutError:
+                if self.closing:
+                    # A client that stopped reading cannot take the close frame either. Without an ASGI way to abort
+                    # the transport, uvicorn closes it once its buffer drains; we stop waiting here.
+                    logger.info("websocket: the client stopped reading; dropped %ss after the close", self._timeout)
+                    return
+                self.request_close(CloseCode.TRY_AGAIN_LATER, "Try again later")  # then try to send the close
+            except WebSocketDisconnect:
+                return  # the client went away while we were writing
+
+    async def _write(self) -> None:
+        try:
+            async with asyncio.timeout(None) as self._deadline:
+                if self.closing:
+                    self._deadline.reschedule(self._loop.time() + self._timeout)
+                await self._drain(self._deadline)
+                if self.close_frame is not None and not self._peer_gone:
+                    # uvicorn writes the close frame behind what is buffered and keeps the transport open until the
+                    # client answers it (or its own close timeout passes): a client that reads gets the code.
+                    await self.websocket.close(*self.close_frame)
+        finally:
+            self._deadline = None  # an exited Timeout cannot be rescheduled
+
+    async def _drain(self, deadline: asyncio.Timeout) -> None:
+        while not self.closing and not self._peer_gone:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self.websocket.send_text(self._pending.popleft())
+            self._room.set()
+            if not self.closing:
+                # Progress: a queue still full gets another `timeout` to move; one with room needs no deadline.
+                full = len(self._pending) >= self._size
+                deadline.reschedule(self._loop.time() + self._timeout if full else None)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws exactly per PROTOCOL.md, hardened: validated frames, keep-alive, token expiry, bounds.
+
+    Three kinds of task per connection: the request's own task writes (`Outbound.run`), one reader task validates
+    frames and hands them to Strawberry's dispatch, and Strawberry runs each operation in a task of its own.
+    """
+
+    def __init__(
+        self,
+        view: AsyncBaseHTTPView[Any, Any, Any, Any, Any, Context, None],
+        websocket: AsyncWebSocketAdapter,
+        context: Context,
+        root_value: None,
+        schema: BaseSchema,
+        connection_init_wait_timeout: timedelta,
+        max_subscriptions_per_connection: int | None = None,
+    ) -> None:
+        super().__init__(
+            view, websocket, context, root_value, schema, connection_init_wait_timeout, max_subscriptions_per_connection
+        )
+        assert isinstance(websocket, ASGIWebSocketAdapter)
+        settings = context.services.settings
+        self._loop = asyncio.get_running_loop()
+        self._slots = cast(TransportHost, view).connection_slots
+        self._keepalive_interval = settings.keepalive_interval
+        self._leeway = settings.jwt_leeway
+        self.outbound = Outbound(
+            view,
+            websocket.ws,
+            size=settings.send_queue_size,
+            timeout=settings.send_timeout,
+            on_close=self._stop,
+        )
+        self.websocket = self.outbound  # Strawberry's sends and closes go through the writer too
+        self._last_frame_at = self._loop.time()
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # every operation task, until it has finished
+        self._user: str | None = None  # holder of a connection slot
+
+    async def handle(self) -> None:
+        self.on_request_accepted()  # Strawberry's connection_init timer (4408)
+        self._keepalive_timer = self._loop.call_later(self._keepalive_interval, self._keepalive)
+        reader = asyncio.create_task(self._read(), name="tidings-ws-reader")
+        try:
+            await self.outbound.run()
+        finally:
+            reader.cancel()
+            await asyncio.wait((reader,))
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self._stop()
+        await super().shutdown()  # cancels the init timer and the operations still registered, and awaits them
+        if self._tasks:  # and those the client completed, whose cleanup may still be running
+            await asyncio.wait(self._tasks)
+        if self._user is not None:
+            self._slots.release(self._user)
+            self._user = None
+
+    def close(self, code: CloseCode, reason: str) -> None:
+        """Stop every operation now and close the socket after the frame being written."""
+        self.outbound.request_close(code, reason)
+
+    def _stop(self) -> None:
+        """Nothing more to produce: cancel the timers and every operation (their `finally` runs at once)."""
+        for timer in (self._keepalive_timer, self._expiry_timer):
+            if timer is not None:
+                timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+    async def _read(self) -> None:
+        """Read frames one at a time, validate each, hand it to Strawberry; stop at the first close."""
+        try:
+            while not self.outbound.closing:
+                event = await self.outbound.websocket.receive()
+                if event["type"] == "websocket.disconnect":
+                    self.outbound.peer_gone()
+                    return
+                self._last_frame_at = self._loop.time()
+                if self.outbound.closing:
+                    return  # a timer or an operation closed the socket while we waited
+                text = event.get("text")
+                if text is None:
+                    self.close(CloseCode.BAD_REQUEST, "Invalid message: binary frames are not supported")
+                    return
+                try:
+                    message = parse_message(text)
+                except InvalidMessage as error:
+                    self.close(CloseCode.BAD_REQUEST, str(error))
+                    return
+                await self.handle_message(message)
+        except Exception:
+            logger.exception("websocket: failed to handle a message")
+            self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+
+    def _keepalive(self) -> None:
+        """Every interval: close a client silent for two intervals (it is gone), else ping it."""
+        # 1001 Going Away, not a 44xx: a silent client is most likely a dropped network, and graphql-ws clients
+        # reconnect after 1001 (they give up after 4400 and 4500) and resume from their last cursor.
+        if self._loop.time() - self._last_frame_at >= 2 * self._keepalive_interval:
+            self.close(CloseCode.GOING_AWAY, "Keepalive timeout")
+            return
+        self.outbound.put({"type": "ping"})  # skipped when the queue is full: the client has enough to read
+        self._keepalive_timer = self._loop.call_later(self._keepalive_interval, self._keepalive)
+
+    async def send_message(self, message: Message) -> None:
+        await self.outbound.send(message)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if self.connection_init_received:
+            self.close(CloseCode.TOO_MANY_INITIALISATION_REQUESTS, "Too many initialisation requests")
+            return
+        self.connection_init_received = True
+        if self.connection_init_timeout_task:
+            self.connection_init_timeout_task.cancel()
+        self.context.connection_params = message.get("payload") or {}
+        try:
+            ack_payload = await self.view.on_ws_connect(self.context)  # authenticates (TidingsGraphQLRouter)
+        except ConnectionRejectionError:
+            self.close(CloseCode.FORBIDDEN, "Forbidden")
+            return
+        identity = self.context.identity
+        assert identity is not None, "on_ws_connect sets the identity or raises ConnectionRejectionError"
+        if not self._slots.acquire(identity.subject):
+            self.close(CloseCode.FORBIDDEN, "Too many connections")
+            return
+        self._user = identity.subject
+        if identity.expires_at is not None:
+            # 4403 at expiry, so clients reconnect with fresh connectionParams rather than stay subscribed on a
+            # token that would no longer be accepted; the same leeway as when it was verified.
+            remaining = (identity.expires_at - datetime.now(UTC)).total_seconds() + self._leeway
+            self._expiry_timer = self._loop.call_later(remaining, self.close, CloseCode.FORBIDDEN, "Token expired")
+        self.connection_acknowledged = True
+        if isinstance(ack_payload, dict):
+            await self.send_message({"type": "connection_ack", "payload": ack_payload})
+        else:
+            await self.send_message({"type": "connection_ack"})
+
+    async def handle_ping(self, message: PingMessage) -> None:
+        payload = message.get("payload")
+        await self.send_message({"type": "pong", "payload": payload} if payload else {"type": "pong"})
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        if isinstance(error, GraphQLSyntaxError):
+            # Strawberry closes with 4400 on a syntax error, but with the parse cache (or max tokens) extension the
+            # parser runs outside its guard (0.341) and the error lands here: it would log a traceback and send a
+            # bare `complete`, telling the client nothing.
+            self.close(CloseCode.BAD_REQUEST, error.message)
+            return
+        await super().handle_task_exception(error)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        await super().handle_subscribe(message)
+        operation = self.operations.get(message["id"])
+        if operation is not None and operation.task is not None:
+            self._tasks.add(operation.task)
+            operation.task.add_done_callback(self._tasks.discard)
