@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 NPM := $(shell command -v npm 2>/dev/null)
 NODE_TESTS := tests/node/node_modules/.package-lock.json
 JS_CLIENT := clients/js/dist/index.js
+WEB_BUILD := web/dist/index.html
+WEB_SOURCES := web/index.html web/graphiql.html web/vite.config.ts web/tsconfig.json $(wildcard web/src/* web/public/*) \
+	$(wildcard clients/js/src/*.ts) graphql/operations/CreateNotification.graphql
 
 .PHONY: serve test lint schema clean
 
@@ -23,10 +26,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 ## Run the server on the embedded default (SQLite in .tidings/, in-process fan-out) at http://127.0.0.1:8000
 serve: $(VENV)/.installed
+ifneq ($(NPM),)
+	-$(MAKE) --no-print-directory $(WEB_BUILD)
+else
+	@echo "make: npm not found: serving the API without the dashboard (/ says how to build it)"
+endif
 	$(BIN)/tidings serve
 
 ## Lint, type-check and run the whole test suite
-test: $(VENV)/.installed-test lint $(if $(NPM),$(NODE_TESTS) $(JS_CLIENT))
+test: $(VENV)/.installed-test lint $(if $(NPM),$(NODE_TESTS) $(JS_CLIENT) $(WEB_BUILD))
 	$(BIN)/python -m pytest
 
 # npm ci installs exactly the committed lockfile; its own node_modules/.package-lock.json marks it done.
@@ -36,6 +44,11 @@ test: $(VENV)/.installed-test lint $(if $(NPM),$(NODE_TESTS) $(JS_CLIENT))
 # @tidings/client (clients/js): TypeScript to ESM and declarations in dist/.
 $(JS_CLIENT): clients/js/node_modules/.package-lock.json clients/js/tsconfig.json $(wildcard clients/js/src/*.ts)
 	cd clients/js && npm run --silent build
+
+# The dashboard (/) and GraphiQL (/graphql) with Vite into web/dist; rebuilt only when a source changed.
+$(WEB_BUILD): web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run --silent build
+	touch $@
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check tidings tests

@@ -17,7 +17,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from tidings import migrate
+from tidings import migrate, web
 from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
 from tidings.config import Settings
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="tidings", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
+    web.mount(app, services)  # before the routes below: the dashboard is served at /
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     async def context_getter(connection: HTTPConnection) -> Context:
@@ -143,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         build_schema(settings),
         path=GRAPHQL_PATH,
         context_getter=context_getter,
-        graphql_ide="graphiql" if settings.graphiql else None,
+        graphql_ide=web.strawberry_ide(settings),  # ours, from the local build, when it is built
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout),
         max_connections_per_user=settings.max_connections_per_user,

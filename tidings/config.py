@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     retention_days: Annotated[int, Field(ge=1)] = 30
     graphiql: bool = True
     introspection: bool = True
+    # Mint tokens for the dashboard's sign-in at POST /dashboard/dev-token; unset: on for the embedded default on
+    # loopback only (tidings.web.dev_tokens_enabled).
+    dev_tokens: bool | None = None
+    web_dir: Path | None = None  # the built dashboard and GraphiQL; unset: web/dist of the source tree
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000

@@ -1,0 +1,177 @@
+"""The browser side: the dashboard at `/`, GraphiQL served from the local build, and dev tokens for the dashboard.
+
+The pages are built from `web/` by `make serve` (Vite) into `web/dist`, or into `TIDINGS_WEB_DIR`. Without a build
+the API is unchanged: `/` explains how to build the pages, and browsers at `/graphql` get Strawberry's own GraphiQL,
+which needs internet access for its CDN.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, Field
+from starlette.datastructures import Headers, QueryParams
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tidings.config import Settings
+from tidings.context import Services
+
+logger = logging.getLogger("tidings")
+
+SOURCE_BUILD = Path(__file__).resolve().parent.parent / "web" / "dist"
+GRAPHQL_PATH = "/graphql"
+DEV_TOKEN_TTL = timedelta(hours=12)
+DEV_SERVICE_SUBJECT = "dashboard"
+_NO_CACHE = {"Cache-Control": "no-cache"}
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tidings</title></head>
+<body style="font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 10vh auto; padding: 0 1rem">
+<h1>tidings is running</h1>
+<p>The dashboard is not built. With Node.js 20.19 or later and npm installed, <code>make serve</code> builds it
+(or run <code>npm ci &amp;&amp; npm run build</code> in <code>web/</code>), then reload this page.</p>
+<p>The API works without it: GraphQL over HTTP and <code>graphql-transport-ws</code> at
+<a href="/graphql"><code>/graphql</code></a>.</p>
+</body></html>
+"""
+
+
+def build_dir(settings: Settings) -> Path:
+    return settings.web_dir or SOURCE_BUILD
+
+
+def is_built(settings: Settings) -> bool:
+    return (build_dir(settings) / "index.html").is_file()
+
+
+def strawberry_ide(settings: Settings) -> Literal["graphiql"] | None:
+    """Strawberry's own GraphiQL page (CDN) only where ours is not built; ours is served by `GraphiQLPage`."""
+    return "graphiql" if settings.graphiql and not is_built(settings) else None
+
+
+def dev_tokens_enabled(settings: Settings) -> bool:
+    """Explicit TIDINGS_DEV_TOKENS, else on for the embedded default listening on loopback only."""
+    if settings.dev_tokens is not None:
+        return settings.dev_tokens
+    return settings.embedded and _is_loopback(settings.host)
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class DevTokenRequest(BaseModel):
+    user: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class DevTokens(BaseModel):
+    user: str
+    token: str
+    serviceToken: str  # camelCase: the JSON the page reads
+
+
+class DashboardConfig(BaseModel):
+    devTokens: bool
+    graphiql: bool
+
+
+class ImmutableAssets(StaticFiles):
+    """Vite's hashed assets: a changed file gets a new name, so browsers may keep each one forever."""
+
+    def file_response(self, *args: object, **kwargs: object) -> Response:
+        response = super().file_response(*args, **kwargs)  # type: ignore[arg-type]
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+class GraphiQLPage:
+    """Answer a browser's GET /graphql with the locally built GraphiQL, exactly where Strawberry would show its own.
+
+    Middleware rather than a route: GET /graphql?query=... must still reach Strawberry's router.
+    """
+
+    def __init__(self, app: ASGIApp, *, page: Path) -> None:
+        self.app = app
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == GRAPHQL_PATH
+            and scope["method"] in ("GET", "HEAD")
+            and "query" not in QueryParams(scope["query_string"])
+            and any(kind in Headers(scope=scope).get("accept", "") for kind in ("text/html", "*/*"))
+            and self.page.is_file()
+        ):
+            await FileResponse(self.page, media_type="text/html", headers=_NO_CACHE)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def mount(app: FastAPI, services: Services) -> None:
+    """Add the dashboard, GraphiQL and dev-token routes. Call before other routes at `/`."""
+    settings = services.settings
+    dist = build_dir(settings)
+    dev_tokens = dev_tokens_enabled(settings)
+    # Enabled by default only on loopback: also refuse a Host that is not loopback (DNS rebinding).
+    check_host = settings.dev_tokens is None
+    if dev_tokens:
+        # Anyone who reaches /dashboard/dev-token gets a service token: fine on loopback, worth a warning elsewhere.
+        log = logger.info if _is_loopback(settings.host) else logger.warning
+        log("dev tokens on: the dashboard signs in any user name (TIDINGS_DEV_TOKENS=false turns this off)")
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
+    async def dashboard() -> Response:
+        index = dist / "index.html"
+        if not index.is_file():
+            return HTMLResponse(NOT_BUILT, headers=_NO_CACHE)
+        return FileResponse(index, media_type="text/html", headers=_NO_CACHE)
+
+    @router.get("/favicon.svg")
+    async def favicon() -> Response:
+        path = dist / "favicon.svg"
+        if not path.is_file():
+            raise HTTPException(status_code=404)
+        return FileResponse(path, media_type="image/svg+xml")
+
+    @router.get("/dashboard/config")
+    async def dashboard_config() -> DashboardConfig:
+        return DashboardConfig(devTokens=dev_tokens, graphiql=settings.graphiql)
+
+    @router.post("/dashboard/dev-token")
+    async def dev_token(body: DevTokenRequest, request: Request) -> DevTokens:
+        if not dev_tokens:
+            raise HTTPException(status_code=404)
+        if check_host and not _is_loopback((request.url.hostname or "").lower()):
+            raise HTTPException(status_code=403, detail="dev tokens are only minted for a loopback Host")
+        user = body.user.strip()
+        if not user:
+            raise HTTPException(status_code=422, detail="pick a user name")
+        verifier = services.verifier
+        return DevTokens(
+            user=user,
+            token=verifier.mint(user, ttl=DEV_TOKEN_TTL),
+            serviceToken=verifier.mint(DEV_SERVICE_SUBJECT, service=True, ttl=DEV_TOKEN_TTL),
+        )
+
+    app.include_router(router)
+    app.mount("/assets", ImmutableAssets(directory=dist / "assets", check_dir=False), name="assets")
+    if settings.graphiql and is_built(settings):
+        app.add_middleware(GraphiQLPage, page=dist / "graphiql.html")
