@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests._client import create
+from tests._server import ServerProcess, free_port
 from tests._services import in_ci
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -48,13 +51,13 @@ class NodeScript:
     `{"resume": NAME, ...}` on its standard input. Everything else it prints is kept for the failure message.
     """
 
-    def __init__(self, script: str, env: dict[str, str], *, timeout: float = 90.0) -> None:
+    def __init__(self, script: str, env: dict[str, str], *, args: tuple[str, ...] = (), timeout: float = 90.0) -> None:
         self.script = script
         self.timeout = timeout
         self.output: list[str] = []
         self._pauses: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.process = subprocess.Popen(
-            [require_node(), "--test-reporter=spec", script],
+            [require_node(), "--test-reporter=spec", *args, script],
             cwd=NODE_DIR,
             env={**os.environ, "NO_COLOR": "1", **env},
             stdin=subprocess.PIPE,
@@ -117,3 +120,13 @@ class NodeScript:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+
+
+def create_while_away(server: ServerProcess, user: str, titles: list[str]) -> None:
+    """While `server` is stopped, another process on the same database creates notifications its clients missed."""
+    elsewhere = ServerProcess(server.workdir, {}, port=free_port()).start()
+    try:
+        for title in titles:
+            asyncio.run(create(elsewhere.graphql_url, user, title))
+    finally:
+        elsewhere.stop()

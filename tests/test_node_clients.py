@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._client import create, gql, service_token, token
-from tests._node import NodeScript, require_node
-from tests._server import ServerProcess, free_port
+from tests._client import gql, service_token, token
+from tests._node import NodeScript, create_while_away, require_node
+from tests._server import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +75,8 @@ def test_tidings_client_loses_nothing_across_a_restart_and_resyncs_a_foreign_cur
     with NodeScript("tidings-client.test.mjs", env) as script:
         script.paused("restart")
         restartable_server.stop()
-        # While the client is away, another process on the same database creates what it must not miss.
-        elsewhere = ServerProcess(restartable_server.workdir, {}, port=free_port()).start()
-        try:
-            created = [f"gap {i}" for i in range(1, 5)]
-            for title in created:
-                asyncio.run(create(elsewhere.graphql_url, user, title))
-        finally:
-            elsewhere.stop()
+        created = [f"gap {i}" for i in range(1, 5)]
+        create_while_away(restartable_server, user, created)
         restartable_server.start()
         script.resume("restart", created=created)
         script.finish()
