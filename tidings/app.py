@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from tidings.store import SqlStore, create_engine
 logger = logging.getLogger("tidings")
 
 GRAPHQL_PATH = "/graphql"
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
@@ -111,6 +113,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate.upgrade(services.store.engine)
         await services.store.start()
         await services.broadcast.connect()
+        # Everything built so far lives as long as the process: keep it out of every future collection, and collect
+        # the young generation less often. Full collections over hundreds of thousands of objects are what stalls
+        # deliveries to thousands of sockets.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         background = [
             asyncio.create_task(_purge_expired(services), name="tidings-retention"),
             asyncio.create_task(services.hub.run(settings.sync_interval), name="tidings-feed-sync"),
