@@ -9,12 +9,13 @@ import queue
 import shutil
 import subprocess
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests._client import create
+from tests._client import create, service_token, token
 from tests._server import ServerProcess, free_port
 from tests._services import in_ci
 
@@ -42,6 +43,17 @@ def require_node() -> str:
     if in_ci():
         pytest.fail(f"{reason} (CI=true: Node is required)", pytrace=False)
     pytest.skip(reason)
+
+
+def node_env(server: ServerProcess, user: str) -> dict[str, str]:
+    """What a Node script needs (tests/node/lib/tidings.mjs): the server, and tokens minted here."""
+    return {
+        "TIDINGS_URL": server.url,
+        "TIDINGS_USER": user,
+        "TIDINGS_USER_TOKEN": token(user),
+        "TIDINGS_SERVICE_TOKEN": service_token(),
+        "TIDINGS_EXPIRED_TOKEN": token(user, ttl=timedelta(seconds=-60)),
+    }
 
 
 class NodeScript:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._node import NodeScript, create_while_away, require_node
+from tests._node import NodeScript, create_while_away, node_env, require_node
 from tests._server import ServerProcess
 from tests._services import in_ci
-from tests.test_node_clients import node_env
 
 ROOT = Path(__file__).parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests._client import gql, service_token, token
-from tests._node import NodeScript, create_while_away, require_node
+from tests._client import gql, token
+from tests._node import NodeScript, create_while_away, node_env, require_node
 from tests._server import ServerProcess
 
 
@@ -23,17 +22,6 @@ def restartable_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
         yield server
     finally:
         server.stop()
-
-
-def node_env(server: ServerProcess, user: str) -> dict[str, str]:
-    """What a Node script needs: the server and tokens minted here (tests/_client.py)."""
-    return {
-        "TIDINGS_URL": server.url,
-        "TIDINGS_USER": user,
-        "TIDINGS_USER_TOKEN": token(user),
-        "TIDINGS_SERVICE_TOKEN": service_token(),
-        "TIDINGS_EXPIRED_TOKEN": token(user, ttl=timedelta(seconds=-60)),
-    }
 
 
 def restart(server: ServerProcess) -> None:
