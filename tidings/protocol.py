@@ -49,7 +49,7 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001  # keep-alive timeout: retried, like the dropped connection it most likely is
     MESSAGE_TOO_BIG = 1009  # uvicorn (ws_max_size): a frame over TIDINGS_MAX_REQUEST_BYTES; not retried
     SERVICE_RESTART = 1012  # uvicorn, on shutdown; retried
-    TRY_AGAIN_LATER = 1013  # slow consumer: the send queue overflowed; retried, and `after` resumes without loss
+    TRY_AGAIN_LATER = 1013  # slow consumer: a full send queue did not move; retried, `after` resumes without loss
     BAD_REQUEST = 4400  # invalid message; not retried
     UNAUTHORIZED = 4401  # subscribe before connection_ack; not retried
     FORBIDDEN = 4403  # no valid token, token expired, too many connections; retried with fresh connectionParams
@@ -195,7 +195,7 @@ class Outbound(AsyncWebSocketAdapter):
     async def send(self, message: Mapping[str, object]) -> None:
         """Queue a message, waiting while the queue is full; dropped once the socket is closing."""
         while len(self._pending) >= self._size and not self.closing:
-            self._reschedule_if_unset(self._timeout)
+            self._arm_stall_deadline()
             self._room.clear()
             await self._room.wait()
         self.put(message)
@@ -225,9 +225,10 @@ class Outbound(AsyncWebSocketAdapter):
         self._peer_gone = True
         self._wakeup.set()
 
-    def _reschedule_if_unset(self, delay: float) -> None:
+    def _arm_stall_deadline(self) -> None:
+        """The queue is full: unless the writer is already on a deadline, it must make progress within `timeout`."""
         if self._deadline is not None and self._deadline.when() is None:
-            self._deadline.reschedule(self._loop.time() + delay)
+            self._deadline.reschedule(self._loop.time() + self._timeout)
 
     async def run(self) -> None:
         """The writer: send queued messages in order until a close is requested or the peer is gone."""
