@@ -297,10 +297,13 @@ async def test_subscribe_before_ack_closes_4401(protocol_server: ServerProcess, 
 
 
 @pytest.mark.parametrize("subprotocols", [["graphql-ws"], None, ["graphql-transport-ws-v2"]])
-async def test_other_subprotocols_close_4406(protocol_server: ServerProcess, subprotocols: list[str] | None) -> None:
+async def test_other_subprotocols_close_4406(
+    protocol_server: ServerProcess, bystander: Bystander, subprotocols: list[str] | None
+) -> None:
     conn = await connect(protocol_server.ws_url, subprotocols=subprotocols, open_timeout=WAIT)  # type: ignore[arg-type]
     assert conn.subprotocol is None
     assert await WSClient(conn).close_frame() == (CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable")
+    await bystander.assert_live()
 
 
 async def test_no_connection_init_closes_4408(protocol_server: ServerProcess, bystander: Bystander) -> None:
