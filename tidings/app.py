@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -158,10 +158,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_connections_per_user=settings.max_connections_per_user,
     )
     app.include_router(router)
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse(GRAPHQL_PATH)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -46,7 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.workers > 1 and settings.should_migrate_on_start:
         asyncio.run(_migrate(settings))  # once, before the workers start
     url = f"http://{settings.host}:{settings.port}"
-    print(f"tidings: GraphiQL at {url}/graphql", file=sys.stderr)
+    print(f"tidings: dashboard at {url}/  GraphiQL at {url}/graphql", file=sys.stderr)
     print("tidings: mint a token with `.venv/bin/tidings token alice` (add --service for a backend)", file=sys.stderr)
     uvicorn.run(
         "tidings.app:create_app",

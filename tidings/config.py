@@ -102,7 +102,9 @@ class Settings(BaseSettings):
     def _check_keys(self) -> Settings:
         asymmetric = not self.jwt_algorithm.startswith("HS")
         if asymmetric and not (self.jwt_public_key_file or self.jwt_jwks_file):
-            raise ValueError(f"TIDINGS_JWT_ALGORITHM={self.jwt_algorithm} needs TIDINGS_JWT_PUBLIC_KEY_FILE or _JWKS_FILE")
+            raise ValueError(
+                f"TIDINGS_JWT_ALGORITHM={self.jwt_algorithm} needs TIDINGS_JWT_PUBLIC_KEY_FILE or _JWKS_FILE"
+            )
         if not asymmetric and (self.jwt_public_key_file or self.jwt_jwks_file):
             raise ValueError("a public key or JWKS file needs an RS or ES TIDINGS_JWT_ALGORITHM")
         return self
