@@ -271,3 +271,21 @@ def test_settings_refuse_weak_or_mismatched_keys(tmp_path: Path) -> None:
         Settings(jwt_algorithm="RS256")
     with pytest.raises(ValueError, match="needs an RS or ES"):
         Settings(jwt_public_key_file=tmp_path / "k.pem")
+
+
+def test_a_signed_token_with_an_absurd_expiry_is_invalid_not_a_crash() -> None:
+    secret = "s" * 40
+    absurd = jwt.encode({"sub": "alice", "exp": 10**20}, secret, algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        TokenVerifier(Settings(jwt_secret=secret), secret).verify(absurd)
+
+
+async def test_operations_per_connection_are_bounded_with_the_limit_named(server: ServerProcess, user: str) -> None:
+    async with await WSClient.connected(server.ws_url, token(user)) as socket:
+        for _ in range(20):
+            await socket.subscribe(EVENTS, {})
+        refused = await socket.subscribe(EVENTS, {})
+        message = await socket.receive()
+        assert message["type"] == "error" and message["id"] == refused, message
+        assert message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "TIDINGS_MAX_OPERATIONS_PER_CONNECTION" in message["payload"][0]["message"]

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
@@ -34,6 +36,7 @@ logger = logging.getLogger("tidings")
 
 GRAPHQL_PATH = "/graphql"
 GC_THRESHOLDS = (50_000, 20, 100)
+LOOPBACK_ORIGIN = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?")
 
 
 class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
@@ -41,10 +44,19 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
 
     graphql_transport_ws_handler_class = TransportWSHandler
 
-    def __init__(self, schema: BaseSchema, *, max_connections_per_user: int, **options: Any) -> None:
+    def __init__(
+        self, schema: BaseSchema, *, max_connections_per_user: int, loopback_origins: bool, **options: Any
+    ) -> None:
         super().__init__(schema, **options)
+        self.loopback_origins = loopback_origins
         # Per process, like everything the handler keeps: with --workers N a user may hold N times as many.
         self.connection_slots = ConnectionSlots(max_connections_per_user)
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        """Cross-origin handshakes: TIDINGS_ALLOWED_ORIGINS, or any loopback page on the embedded default."""
+        if super().is_websocket_origin_allowed(request, origin):
+            return True
+        return self.loopback_origins and LOOPBACK_ORIGIN.fullmatch(origin) is not None
 
     async def on_ws_connect(self, context: Context) -> None:
         header = authorization_from_params(context.connection_params)
@@ -156,8 +168,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout),
         max_connections_per_user=settings.max_connections_per_user,
+        max_subscriptions_per_connection=settings.max_operations_per_connection,
+        # Same-origin pages are always allowed; a handshake without Origin (a backend) too.
+        allowed_origins=settings.allowed_origins,
+        loopback_origins=settings.loopback_origins_allowed,
     )
     app.include_router(router)
+    # The same origins for HTTP. Tokens travel in headers, never cookies: no credentials mode.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_origin_regex=LOOPBACK_ORIGIN.pattern if settings.loopback_origins_allowed else None,
+        allow_methods=["GET", "POST"],
+        allow_headers=["authorization", "content-type"],
+        max_age=600,
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -136,7 +136,11 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
             raise InvalidToken("sub must be a non-empty string")
         role = Role.SERVICE if claims.get("role") == SERVICE_ROLE else Role.USER
-        return Identity(subject=subject, role=role, expires_at=datetime.fromtimestamp(claims["exp"], UTC))
+        try:
+            expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        except (OverflowError, ValueError, OSError):
+            raise InvalidToken("exp is out of range") from None
+        return Identity(subject=subject, role=role, expires_at=expires_at)
 
     def verify_header(self, value: str | None) -> Identity:
         """Accept `Bearer <jwt>` (prefix optional, any case)."""

@@ -58,6 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
         ws="websockets-sansio",
         # A larger frame is refused with 1009 before it is buffered.
         ws_max_size=settings.max_request_bytes,
+        # permessage-deflate keeps zlib state per socket (tens of KiB) to shrink messages of a few hundred bytes.
+        ws_per_message_deflate=settings.ws_compression,
         # The graphql-transport-ws keep-alive is ours (TIDINGS_KEEPALIVE_INTERVAL, closes with 1001, which clients
         # retry); uvicorn's WebSocket-level ping would close with 1011, which graphql-ws clients never retry.
         ws_ping_interval=None,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://", "postgresql+psycopg://")
@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     max_query_depth: Annotated[int, Field(ge=1)] = 10
     max_aliases: Annotated[int, Field(ge=0)] = 30
     max_tokens: Annotated[int, Field(ge=10)] = 2000
+    max_operations_per_connection: Annotated[int, Field(ge=1)] = 20
+    # Comma-separated origins (https://app.example.com) whose pages may open WebSockets and call over CORS.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ws_compression: bool = False
 
     retention_days: Annotated[int, Field(ge=1)] = 30
     graphiql: bool = True
@@ -83,6 +87,13 @@ class Settings(BaseSettings):
     @classmethod
     def _normalize_database_url(cls, value: str | None) -> str | None:
         return normalize_database_url(value) if value else None
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("jwt_secret")
     @classmethod
@@ -129,6 +140,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """The no-servers default: SQLite and in-process fan-out."""
         return self.is_sqlite and self.broadcast_url.startswith("memory://")
+
+    @property
+    def loopback_origins_allowed(self) -> bool:
+        """Pages on localhost (any port) may connect: only on the embedded default with no explicit list."""
+        return self.embedded and not self.allowed_origins
 
     @property
     def should_migrate_on_start(self) -> bool:

@@ -21,12 +21,13 @@ from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
+    ErrorMessage,
     Message,
     PingMessage,
     SubscribeMessage,
 )
 
-from graphql import GraphQLSyntaxError
+from graphql import GraphQLError, GraphQLSyntaxError
 from tidings.context import Context
 
 if TYPE_CHECKING:
@@ -427,6 +428,20 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_task_exception(error)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            limit is not None
+            and self.connection_acknowledged
+            and message["id"] not in self.operations
+            and len(self.operations) >= limit
+        ):
+            # Strawberry's own answer names neither the limit nor a code: say both.
+            error = GraphQLError(
+                f"At most {limit} operations at once per connection (TIDINGS_MAX_OPERATIONS_PER_CONNECTION)",
+                extensions={"code": "BAD_USER_INPUT"},
+            )
+            await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[error.formatted]))
+            return
         await super().handle_subscribe(message)
         operation = self.operations.get(message["id"])
         if operation is not None and operation.task is not None:

@@ -160,6 +160,12 @@ class Broadcast:
                 if not entry.subscribed:
                     await self._backend.subscribe(self._prefix + channel)
                     entry.subscribed = True
+            # On Python 3.11, asyncio.wait_for (used by redis-py to send) can return instead of raising when a
+            # cancellation arrives as it completes; the request is still pending on the task. Honour it here, or a
+            # client's `complete` sent right after subscribing would leave the subscription running.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             yield subscription
         finally:
             # Leave the local set first, without waiting, so a cancelled exit still stops deliveries.
