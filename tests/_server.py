@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 import asyncpg
 import httpx
@@ -58,6 +59,8 @@ class PostgresDatabase:
 class ServerProcess:
     """`tidings serve` in a child process, as a user would run it."""
 
+    started: ClassVar[set[ServerProcess]] = set()  # stopped at the end of the session, whatever a test did
+
     def __init__(self, workdir: Path, env: dict[str, str], *, port: int | None = None) -> None:
         self.port = port or free_port()
         self.workdir = workdir
@@ -98,6 +101,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        ServerProcess.started.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +13,13 @@ from tests._server import PostgresDatabase, ServerProcess
 from tests._services import redis_url
 from tidings import migrate
 from tidings.store import SqlStore, create_engine
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_server_outlives_the_session() -> Iterator[None]:
+    yield
+    for server in list(ServerProcess.started):
+        server.stop(signal.SIGKILL)
 
 
 @pytest.fixture

@@ -274,6 +274,7 @@ async def test_crash_of_one_process_loses_nothing(tmp_path: Path, database: Post
     finally:
         for device in devices:
             await device.close()
+        a.stop()  # already killed, unless the test failed before
         b.stop()
 
 
