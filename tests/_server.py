@@ -16,7 +16,7 @@ from typing import ClassVar
 import asyncpg
 import httpx
 
-from tests._services import postgres_admin_dsn
+from tests._services import postgres_admin_dsn, redis_url
 
 TEST_SECRET = "test-secret-for-tidings-suite-only-0123456789abcdef"
 
@@ -54,6 +54,17 @@ class PostgresDatabase:
 
     def __exit__(self, *_: object) -> None:
         asyncio.run(self.drop())
+
+
+def scaled_env(database: PostgresDatabase, *, broadcast_url: str | None = None, **settings: str) -> dict[str, str]:
+    """A server's environment on PostgreSQL and Redis: migrated on start, on channels no other test uses."""
+    return {
+        "TIDINGS_DATABASE_URL": database.url,
+        "TIDINGS_BROADCAST_URL": broadcast_url or redis_url(),
+        "TIDINGS_CHANNEL_PREFIX": f"tidings-test-{uuid.uuid4().hex[:8]}",
+        "TIDINGS_AUTO_MIGRATE": "true",
+        **settings,
+    }
 
 
 class ServerProcess:

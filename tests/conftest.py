@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._server import PostgresDatabase, ServerProcess
-from tests._services import redis_url
+from tests._server import PostgresDatabase, ServerProcess, scaled_env
 from tidings import migrate
 from tidings.store import SqlStore, create_engine
 
@@ -59,13 +58,7 @@ def _server(tmp_path_factory: pytest.TempPathFactory, kind: str) -> Iterator[Ser
             server.stop()
         return
     with PostgresDatabase() as database:
-        env = {
-            "TIDINGS_DATABASE_URL": database.url,
-            "TIDINGS_BROADCAST_URL": redis_url(),
-            "TIDINGS_CHANNEL_PREFIX": f"tidings-test-{uuid.uuid4().hex[:8]}",
-            "TIDINGS_AUTO_MIGRATE": "true",
-        }
-        server = ServerProcess(workdir, env).start()
+        server = ServerProcess(workdir, scaled_env(database)).start()
         try:
             yield server
         finally:

@@ -19,15 +19,10 @@ from websockets.exceptions import ConnectionClosed
 
 from tests._client import CREATE, create, error_codes, gql, service_token, token
 from tests._faults import Device, RedisProcess, TcpProxy, assert_nothing_lost
-from tests._server import PostgresDatabase, ServerProcess
-from tests._services import POSTGRES_HOST, POSTGRES_PORT, redis_url
+from tests._server import PostgresDatabase, ServerProcess, scaled_env
+from tests._services import POSTGRES_HOST, POSTGRES_PORT
 
-FAST = {
-    "TIDINGS_SYNC_INTERVAL": "0.5",
-    "TIDINGS_DATABASE_TIMEOUT": "1",
-    "TIDINGS_STATEMENT_TIMEOUT": "5",
-    "TIDINGS_AUTO_MIGRATE": "true",
-}
+FAST = {"TIDINGS_SYNC_INTERVAL": "0.5", "TIDINGS_DATABASE_TIMEOUT": "1", "TIDINGS_STATEMENT_TIMEOUT": "5"}
 
 
 def _asyncpg_url(url: str) -> str:
@@ -65,7 +60,7 @@ def database() -> Iterator[PostgresDatabase]:
 
 async def test_redis_dies_mid_stream_and_comes_back(tmp_path: Path, database: PostgresDatabase) -> None:
     broker = RedisProcess(tmp_path / "redis").start()
-    env = {**FAST, "TIDINGS_DATABASE_URL": database.url, "TIDINGS_BROADCAST_URL": broker.url}
+    env = scaled_env(database, broadcast_url=broker.url, **FAST)
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
@@ -102,9 +97,7 @@ async def test_redis_dies_mid_stream_and_comes_back(tmp_path: Path, database: Po
 
 
 async def test_lost_last_wake_up_is_delivered_by_the_periodic_sync(tmp_path: Path, database: PostgresDatabase) -> None:
-    env = {**FAST, "TIDINGS_DATABASE_URL": database.url, "TIDINGS_BROADCAST_URL": redis_url()}
-    env["TIDINGS_CHANNEL_PREFIX"] = f"tidings-test-{uuid.uuid4().hex[:8]}"
-    server = ServerProcess(tmp_path, env).start()
+    server = ServerProcess(tmp_path, scaled_env(database, **FAST)).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
     device = await _device(server, user)
     try:
@@ -143,8 +136,7 @@ async def test_postgres_unreachable_then_back(
     tmp_path: Path, database: PostgresDatabase, postgres_proxy: TcpProxy
 ) -> None:
     proxied = database.url.replace(f":{POSTGRES_PORT}/", f":{postgres_proxy.port}/")
-    env = {**FAST, "TIDINGS_DATABASE_URL": proxied, "TIDINGS_BROADCAST_URL": redis_url()}
-    env["TIDINGS_CHANNEL_PREFIX"] = f"tidings-test-{uuid.uuid4().hex[:8]}"
+    env = {**scaled_env(database, **FAST), "TIDINGS_DATABASE_URL": proxied}
     # Started and stopped off the event loop: the proxy that carries its database traffic runs on this loop.
     server = await asyncio.to_thread(ServerProcess(tmp_path, env).start)
     user = f"user-{uuid.uuid4().hex[:8]}"
@@ -201,13 +193,11 @@ async def _hold_feed_lock(database: PostgresDatabase, user: str) -> asyncpg.Conn
 async def test_graceful_restart_finishes_in_flight_and_closes_with_1012(
     tmp_path: Path, database: PostgresDatabase
 ) -> None:
-    env = {
+    env = scaled_env(
+        database,
         **FAST,
-        "TIDINGS_DATABASE_URL": database.url,
-        "TIDINGS_BROADCAST_URL": redis_url(),
-        "TIDINGS_CHANNEL_PREFIX": f"tidings-test-{uuid.uuid4().hex[:8]}",
-        "TIDINGS_SHUTDOWN_GRACE": "20",
-    }
+        TIDINGS_SHUTDOWN_GRACE="20",
+    )
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
@@ -245,12 +235,10 @@ async def test_graceful_restart_finishes_in_flight_and_closes_with_1012(
 
 
 async def test_crash_of_one_process_loses_nothing(tmp_path: Path, database: PostgresDatabase) -> None:
-    env = {
+    env = scaled_env(
+        database,
         **FAST,
-        "TIDINGS_DATABASE_URL": database.url,
-        "TIDINGS_BROADCAST_URL": redis_url(),
-        "TIDINGS_CHANNEL_PREFIX": f"tidings-test-{uuid.uuid4().hex[:8]}",
-    }
+    )
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     users = [f"user-{uuid.uuid4().hex[:8]}" for _ in range(3)]
@@ -282,14 +270,12 @@ async def test_reconnect_storm_catches_everyone_up_with_bounded_replays(
     tmp_path: Path, database: PostgresDatabase
 ) -> None:
     concurrency = 4
-    env = {
+    env = scaled_env(
+        database,
         **FAST,
-        "TIDINGS_DATABASE_URL": database.url,
-        "TIDINGS_BROADCAST_URL": redis_url(),
-        "TIDINGS_CHANNEL_PREFIX": f"tidings-test-{uuid.uuid4().hex[:8]}",
-        "TIDINGS_REPLAY_CONCURRENCY": str(concurrency),
-        "TIDINGS_LOG_LEVEL": "warning",
-    }
+        TIDINGS_REPLAY_CONCURRENCY=str(concurrency),
+        TIDINGS_LOG_LEVEL="warning",
+    )
     server = ServerProcess(tmp_path, env).start()
     users = [f"storm-{uuid.uuid4().hex[:8]}" for _ in range(100)]
     sockets_per_user = 10
@@ -343,12 +329,10 @@ async def _gather_bounded(coroutines: list, limit: int = 100) -> None:  # type: 
 async def test_concurrent_writers_on_two_processes_stay_commit_ordered(
     tmp_path: Path, database: PostgresDatabase
 ) -> None:
-    env = {
+    env = scaled_env(
+        database,
         **FAST,
-        "TIDINGS_DATABASE_URL": database.url,
-        "TIDINGS_BROADCAST_URL": redis_url(),
-        "TIDINGS_CHANNEL_PREFIX": f"tidings-test-{uuid.uuid4().hex[:8]}",
-    }
+    )
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests._client import WSClient, create, gql, token
-from tests._server import PostgresDatabase, ServerProcess
-from tests._services import redis_url
+from tests._server import PostgresDatabase, ServerProcess, scaled_env
 
 
 @pytest.fixture(scope="module")
 def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     workdir: Path = tmp_path_factory.mktemp("two-servers")
     with PostgresDatabase() as database:
-        env = {
-            "TIDINGS_DATABASE_URL": database.url,
-            "TIDINGS_BROADCAST_URL": redis_url(),
-            "TIDINGS_CHANNEL_PREFIX": f"tidings-test-{uuid.uuid4().hex[:8]}",
-            "TIDINGS_AUTO_MIGRATE": "true",
-        }
+        env = scaled_env(database)
         first = ServerProcess(workdir / "a", env).start()
         second = ServerProcess(workdir / "b", env).start()
         try:
