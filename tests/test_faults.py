@@ -60,7 +60,7 @@ def database() -> Iterator[PostgresDatabase]:
 
 async def test_redis_dies_mid_stream_and_comes_back(tmp_path: Path, database: PostgresDatabase) -> None:
     broker = RedisProcess(tmp_path / "redis").start()
-    env = scaled_env(database, broadcast_url=broker.url, **FAST)
+    env = scaled_env(database, broadcast_url=broker.url, TIDINGS_BROKER_RECONNECT_DELAY_MAX="0.5", **FAST)
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"

@@ -75,7 +75,11 @@ def build_services(settings: Settings) -> Services:
     )
     store = SqlStore(engine)
     broadcast = Broadcast(
-        settings.broadcast_url, queue_size=settings.subscriber_queue_size, channel_prefix=settings.channel_prefix
+        settings.broadcast_url,
+        queue_size=settings.subscriber_queue_size,
+        channel_prefix=settings.channel_prefix,
+        reconnect_delay=settings.broker_reconnect_delay,
+        reconnect_delay_max=settings.broker_reconnect_delay_max,
     )
     metrics = Metrics()
     hub = FeedHub(

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     statement_timeout: Annotated[float, Field(gt=0)] = 10.0
     retention_interval: Annotated[float, Field(gt=0)] = 3600.0
     sync_interval: Annotated[float, Field(gt=0)] = 2.0
+    broker_reconnect_delay: Annotated[float, Field(gt=0)] = 0.1
+    broker_reconnect_delay_max: Annotated[float, Field(gt=0)] = 5.0
     shutdown_grace: Annotated[int, Field(ge=0)] = 10
 
     @field_validator("database_url")

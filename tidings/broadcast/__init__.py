@@ -17,8 +17,12 @@ __all__ = ["Broadcast", "BroadcastBackend", "Message", "Subscription", "create_b
 logger = logging.getLogger(__name__)
 
 
-def create_backend(url: str) -> BroadcastBackend:
-    """Build the backend named by the URL scheme, importing only that backend's client library."""
+def create_backend(url: str, *, reconnect_delay: float = 0.1, reconnect_delay_max: float = 5.0) -> BroadcastBackend:
+    """Build the backend named by the URL scheme, importing only that backend's client library.
+
+    The reconnect delays (seconds) bound the backoff of a Redis backend after it lost its connection.
+    """
+    backoff = {"reconnect_delay": reconnect_delay, "reconnect_delay_max": reconnect_delay_max}
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from .memory import MemoryBackend
@@ -27,11 +31,11 @@ def create_backend(url: str) -> BroadcastBackend:
     if scheme in ("redis", "rediss"):
         from .redis import RedisBackend
 
-        return RedisBackend(url)
+        return RedisBackend(url, **backoff)
     if scheme == "redis-cluster":
         from .cluster import RedisClusterBackend
 
-        return RedisClusterBackend(url)
+        return RedisClusterBackend(url, **backoff)
     # Name only the scheme: the rest of the URL may hold a password.
     raise ValueError(
         f"unsupported broadcast URL scheme {scheme!r}: expected memory://, redis://, rediss:// or redis-cluster://"
@@ -95,10 +99,18 @@ class _Channel:
 class Broadcast:
     """Publish to channels and subscribe to them across processes, over the backend named by `url`."""
 
-    def __init__(self, url: str, *, queue_size: int = 1000, channel_prefix: str = "tidings") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        queue_size: int = 1000,
+        channel_prefix: str = "tidings",
+        reconnect_delay: float = 0.1,
+        reconnect_delay_max: float = 5.0,
+    ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
-        self._backend = create_backend(url)
+        self._backend = create_backend(url, reconnect_delay=reconnect_delay, reconnect_delay_max=reconnect_delay_max)
         self._queue_size = queue_size
         self._prefix = f"{channel_prefix}:"
         self._channels: dict[str, _Channel] = {}
