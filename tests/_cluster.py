@@ -28,7 +28,8 @@ NODE_TIMEOUT_MS = 3000
 
 
 class LocalCluster:
-    """Redis Cluster masters (no replicas) in a temp dir; a test may stop and restart a node, named by its port."""
+    """Redis Cluster masters in a temp dir; a test may stop and restart a node (named by its port), or add a replica
+    and fail over to it."""
 
     def __init__(self, server: str, cli: str, directory: Path, *, masters: int = 3) -> None:
         self._server = server
@@ -37,6 +38,7 @@ class LocalCluster:
         self.ports = [free_port() for _ in range(masters)]
         # Redis 7 lets the cluster bus listen on any port (otherwise port + 10000, which may be taken or too high).
         self._bus_ports = dict(zip(self.ports, (free_port() for _ in range(masters)), strict=True))
+        self.replicas: list[int] = []
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
@@ -49,12 +51,7 @@ class LocalCluster:
         for port in self.ports:
             self.start_node(port)
         nodes = [f"127.0.0.1:{port}" for port in self.ports]
-        subprocess.run(
-            [self._cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True,
-            capture_output=True,
-            timeout=START_TIMEOUT,
-        )
+        self._redis_cli("--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes")
         self.wait_until_ok()
 
     def start_node(self, port: int) -> None:
@@ -71,6 +68,7 @@ class LocalCluster:
             "cluster-port": self._bus_ports[port],
             "cluster-config-file": "nodes.conf",
             "cluster-node-timeout": NODE_TIMEOUT_MS,
+            "repl-diskless-sync-delay": 0,  # a new replica syncs at once instead of after 5 s
             "logfile": "redis.log",
         }
         command = [self._server]
@@ -78,6 +76,58 @@ class LocalCluster:
             command += [f"--{name}", str(value)]
         self._processes[port] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait(lambda: self._ping(port), f"node {port} to accept connections")
+
+    def add_replica(self, master: int) -> int:
+        """Start a node, make it a replica of `master` and wait until it has synced; returns its port."""
+        port = free_port()
+        self._bus_ports[port] = free_port()
+        self.start_node(port)
+        self.replicas.append(port)
+        master_id = self._node_id(master)
+        self._redis_cli(
+            "--cluster",
+            "add-node",
+            f"127.0.0.1:{port}",
+            f"127.0.0.1:{master}",
+            "--cluster-slave",
+            "--cluster-master-id",
+            master_id,
+        )
+        self._wait(lambda: self._info(port, "replication").get("master_link_status") == "up", f"{port} to sync")
+        # Until every node sees it as a replica over the cluster bus, a failover would time out or be refused votes.
+        self._wait(
+            lambda: all(self._sees_replica(node, port, master_id) for node in self._running()),
+            f"every node to know {port} as a replica",
+        )
+        self.wait_until_ok()
+        return port
+
+    def fail_over(self, replica: int, *, takeover: bool = False) -> None:
+        """Promote a replica and wait until every node knows: CLUSTER FAILOVER, coordinated with its primary as in a
+        planned switchover, or with TAKEOVER (no handshake, no election) to put things back quickly afterwards."""
+        command = ["CLUSTER", "FAILOVER", *(["TAKEOVER"] if takeover else [])]
+        deadline = time.monotonic() + START_TIMEOUT
+        while self._info(replica, "replication").get("role") != "master":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out after {START_TIMEOUT}s waiting for {replica} to be promoted")
+            with redis.Redis(port=replica, socket_timeout=START_TIMEOUT) as client:
+                client.execute_command(*command)
+            # A coordinated failover gives up after 5 s in Redis (e.g. the primary did not answer): then ask again.
+            promoted_by = time.monotonic() + 6
+            while time.monotonic() < promoted_by and self._info(replica, "replication").get("role") != "master":
+                time.sleep(0.05)
+        self._wait(
+            lambda: all(self._primary_ports(port) == self._primary_ports(replica) for port in self._running()),
+            "every node to agree on the primaries",
+        )
+        self.wait_until_ok()
+
+    def remove_replica(self, port: int) -> None:
+        """Take a replica out of the cluster: every node forgets it, then it stops."""
+        self._redis_cli("--cluster", "del-node", f"127.0.0.1:{self.ports[0]}", self._node_id(port))
+        self.replicas.remove(port)
+        self.stop_node(port)
+        self.wait_until_ok()
 
     def stop_node(self, port: int) -> None:
         """Stop one node (SIGTERM, as a restart would)."""
@@ -95,12 +145,48 @@ class LocalCluster:
 
     def wait_until_ok(self) -> None:
         """Wait until every node reports the cluster ok with all its nodes known."""
-        for port in self.ports:
+        for port in [*self.ports, *self.replicas]:
             self._wait(lambda port=port: self._cluster_ok(port), f"node {port} to report cluster_state:ok")
 
     def stop(self) -> None:
-        for port in self.ports:
+        for port in [*self.ports, *self.replicas]:
             self.stop_node(port)
+
+    def _redis_cli(self, *args: str) -> None:
+        subprocess.run([self._cli, *args], check=True, capture_output=True, timeout=START_TIMEOUT)
+
+    def _running(self) -> list[int]:
+        return [port for port in [*self.ports, *self.replicas] if port in self._processes]
+
+    def _node_id(self, port: int) -> str:
+        with redis.Redis(port=port, socket_timeout=1, decode_responses=True) as client:
+            return str(client.execute_command("CLUSTER MYID"))
+
+    def _info(self, port: int, section: str) -> dict[str, object]:
+        try:
+            with redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, decode_responses=True) as client:
+                return dict(client.info(section))
+        except redis.RedisError:
+            return {}
+
+    def _sees_replica(self, port: int, replica: int, master_id: str) -> bool:
+        """Whether one node's CLUSTER NODES shows `replica` as a replica of `master_id`."""
+        try:
+            with redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, decode_responses=True) as client:
+                nodes = client.execute_command("CLUSTER NODES")  # parsed into {"host:port": {...}}
+        except redis.RedisError:
+            return False
+        node = nodes.get(f"127.0.0.1:{replica}", {})
+        return "slave" in node.get("flags", "") and node.get("master_id") == master_id
+
+    def _primary_ports(self, port: int) -> set[int]:
+        """The primaries (with slots) as one node sees them."""
+        try:
+            with redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, decode_responses=True) as client:
+                slots = client.execute_command("CLUSTER SLOTS")
+        except redis.RedisError:
+            return set()
+        return {int(primary[1]) for _, _, primary, *_ in slots}
 
     def _ping(self, port: int) -> bool:
         try:
@@ -115,7 +201,8 @@ class LocalCluster:
                 info = client.execute_command("CLUSTER INFO")  # parsed into a dict of strings
         except redis.RedisError:
             return False
-        return bool(info["cluster_state"] == "ok" and int(info["cluster_known_nodes"]) == len(self.ports))
+        nodes = len(self.ports) + len(self.replicas)
+        return bool(info["cluster_state"] == "ok" and int(info["cluster_known_nodes"]) == nodes)
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -137,7 +224,7 @@ class ClusterAdmin:
         self.cluster = cluster
         # redis-py's own slot map, independent of the backend's, to find the node that owns a channel.
         self._router = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", port) for port in cluster.ports])
-        self._nodes = {port: Redis(port=port, socket_timeout=10, socket_connect_timeout=10) for port in cluster.ports}
+        self._nodes: dict[int, Redis] = {}
 
     async def __aenter__(self) -> ClusterAdmin:
         await self._router.initialize()
@@ -147,6 +234,12 @@ class ClusterAdmin:
         await self._router.aclose()
         for node in self._nodes.values():
             await node.aclose()
+
+    def node(self, port: int) -> Redis:
+        """A client of one node (primary or replica)."""
+        if port not in self._nodes:
+            self._nodes[port] = Redis(port=port, socket_timeout=10, socket_connect_timeout=10)
+        return self._nodes[port]
 
     def owner(self, channel: str) -> int:
         """The port of the primary whose slots include the channel's (as of the last refresh)."""
@@ -168,8 +261,8 @@ class ClusterAdmin:
     async def shard_subscribers(self, channel: str) -> dict[int, int]:
         """PUBSUB SHARDNUMSUB on every node, by port, leaving out zeros."""
         counts = {}
-        for port, node in self._nodes.items():
-            [(_, count)] = await node.pubsub_shardnumsub(channel)
+        for port in [*self.cluster.ports, *self.cluster.replicas]:
+            [(_, count)] = await self.node(port).pubsub_shardnumsub(channel)
             if count:
                 counts[port] = count
         return counts
@@ -177,24 +270,24 @@ class ClusterAdmin:
     async def plain_subscribers(self, channel: str) -> dict[int, int]:
         """PUBSUB NUMSUB (classic Pub/Sub, which reaches every node) on every node, by port, leaving out zeros."""
         counts = {}
-        for port, node in self._nodes.items():
-            [(_, count)] = await node.pubsub_numsub(channel)
+        for port in [*self.cluster.ports, *self.cluster.replicas]:
+            [(_, count)] = await self.node(port).pubsub_numsub(channel)
             if count:
                 counts[port] = count
         return counts
 
     async def pause(self, port: int, *, seconds: float) -> None:
         """Make one node hold every client command for a while (CLIENT PAUSE ALL)."""
-        await self._nodes[port].client_pause(int(seconds * 1000), all=True)
+        await self.node(port).client_pause(int(seconds * 1000), all=True)
 
     async def kill_subscribers(self, port: int) -> int:
         """Drop every Pub/Sub connection to one node, as a proxy or a network blip would."""
-        return int(await self._nodes[port].client_kill_filter(_type="pubsub"))
+        return int(await self.node(port).client_kill_filter(_type="pubsub"))
 
     async def move_slot(self, channel: str, port: int) -> None:
         """Hand the channel's slot (holding no keys) to another primary, as resharding does."""
         slot = self._router.keyslot(channel)
-        source, target = self._nodes[self.owner(channel)], self._nodes[port]
+        source, target = self.node(self.owner(channel)), self.node(port)
         source_id = await source.execute_command("CLUSTER MYID")
         target_id = await target.execute_command("CLUSTER MYID")
         await target.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)

@@ -136,6 +136,7 @@ class RedisClusterBackend:
         self._healthy = False
         self._lost_at = 0.0
         self._lost_nodes: set[str] = set()  # nodes whose loss was logged during the current outage
+        self._losses = 0  # shard connections discarded so far: a recovery pass that saw one backs off
 
     @property
     def healthy(self) -> bool:
@@ -325,6 +326,7 @@ class RedisClusterBackend:
         if shard.lost:
             return
         shard.lost = True
+        self._losses += 1
         if self._shards.get(shard.name) is shard:
             del self._shards[shard.name]
         loop = asyncio.get_running_loop()
@@ -346,6 +348,10 @@ class RedisClusterBackend:
                 type(error).__name__,
                 error,
             )
+        else:
+            logger.debug(
+                "broadcast: lost Redis Cluster node %s again (%s: %s)", shard.name, type(error).__name__, error
+            )
         self._need_recovery()
 
     def _need_recovery(self) -> None:
@@ -362,26 +368,44 @@ class RedisClusterBackend:
             self._recovery.add_done_callback(_log_recovery_failure)
 
     async def _recover(self) -> None:
-        """Reconcile until nothing broke during a whole pass, backing off between failed passes; then the marker."""
+        """Reconcile until a pass leaves every channel confirmed with no connection lost meanwhile, then the marker.
+
+        A pass that failed or lost a connection is retried after a growing delay; one that only missed a subscription
+        arriving meanwhile is repeated at once.
+        """
         delay = self._reconnect_delay
         try:
             while self._dirty:
                 self._dirty = False
+                losses = self._losses
+                failed = False
                 try:
                     await self._reconcile()
                 except RECOVERY_ERRORS as error:
-                    self._dirty = True
+                    failed = True
                     logger.debug("broadcast: Redis Cluster recovery failed (%s); retrying in %.1fs", error, delay)
-                if self._dirty:
+                if failed or self._losses != losses:
+                    self._dirty = True
                     await asyncio.sleep(delay)
                     # Grows until recovered, so a node that accepts connections and then drops them is not hammered.
                     delay = min(delay * 2, self._reconnect_delay_max)
-                    continue
-                self._recovered()
-                # After every confirmation: a subscriber re-reading the database on it misses nothing later.
-                await self._inbox.put(None)
+                elif not self._settled():
+                    self._dirty = True
+                else:
+                    # Whatever else asked for this pass is done too. The marker comes after every confirmation: a
+                    # subscriber re-reading the database on it misses nothing published later.
+                    self._dirty = False
+                    self._recovered()
+                    await self._inbox.put(None)
         finally:
             self._recovery = None
+
+    def _settled(self) -> bool:
+        """Whether every wanted channel is confirmed on a live connection."""
+        return all(
+            route.shard is not None and not route.shard.lost and route.confirmed.done()
+            for route in self._routes.values()
+        )
 
     async def _reconcile(self) -> None:
         """One pass: a fresh slot map, a connection to every primary, every channel subscribed on its owner."""
@@ -389,10 +413,21 @@ class RedisClusterBackend:
         assert cluster is not None
         await cluster.nodes_manager.initialize()
         primaries = {node.name: node for node in cluster.get_primaries()}
+        unreachable: BaseException | None = None
+        for node in primaries.values():
+            # The map comes from whichever node answered first, which may not have heard of a failover yet. Then the
+            # demoted primary would accept the SSUBSCRIBE (a replica serves its own shard's channels) and nothing
+            # would move the subscription to the new primary later.
+            try:
+                role = await cluster.execute_command("ROLE", target_nodes=node)
+            except CONNECTION_ERRORS as error:
+                unreachable = error
+                continue
+            if role[0] != b"master":
+                raise RedisClusterException(f"stale slot map: {node.name} is no longer a primary")
         for shard in list(self._shards.values()):
             if shard.name not in primaries:
                 self._lose(shard, RedisClusterException("the node is no longer a primary"))
-        unreachable: BaseException | None = None
         for name, node in primaries.items():
             if name not in self._shards:
                 try:
