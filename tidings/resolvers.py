@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -45,6 +46,7 @@ MAX_MESSAGE = 10_000
 MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
 MAX_PAGE = 100
+UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while the broker is (partly) down
 
 T = TypeVar("T")
 
@@ -120,16 +122,21 @@ async def _publish(context: Context, event: FeedEvent | None) -> None:
     if event is None:
         return
     services = context.services
-    if not services.broadcast.healthy:
-        # The broker is down (its loss is logged once): followers get this event from the periodic sync.
-        services.metrics.publish_failures.inc()
-        return
+    healthy = services.broadcast.healthy
     try:
-        await services.broadcast.publish(user_channel(event.user_id), event.to_json())
+        publishing = services.broadcast.publish(user_channel(event.user_id), event.to_json())
+        if healthy:
+            await publishing
+        else:
+            # The broker is down, or part of it (a cluster shard): try briefly, so users on healthy shards keep live
+            # wake-ups, without holding the mutation for long. The loss itself is logged once by the broadcast.
+            await asyncio.wait_for(publishing, UNHEALTHY_PUBLISH_TIMEOUT)
         services.metrics.events_published.inc()
     except Exception as error:
         services.metrics.publish_failures.inc()
-        logger.warning("broadcast: publish failed (%s); subscribers will catch up from the database", error)
+        (logger.warning if healthy else logger.debug)(
+            "broadcast: publish failed (%s); subscribers will catch up from the database", error
+        )
 
 
 def _mutating(context: Context) -> None:
