@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from graphql import build_schema, parse, validate
+
 from tests._client import WSClient, gql, service_token, token
 from tests._server import ServerProcess
 from tidings.cli import export_schema_sdl

@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
+from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
@@ -27,7 +28,6 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from graphql import GraphQLError, GraphQLSyntaxError
 from tidings.context import Context
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -23,7 +24,6 @@ from strawberry.extensions import (
 )
 from strawberry.types import Info
 
-from graphql import GraphQLError
 from tidings.config import Settings
 from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
