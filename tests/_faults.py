@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import itertools
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -72,14 +73,25 @@ class RedisProcess:
 
 
 class TcpProxy:
-    """Forwards a local port to a target; `cut()` refuses and resets every connection until `restore()`."""
+    """Forwards a local port to a target; `cut()` refuses and resets every connection until `restore()`.
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    `stall()` stops reading what the target sends (the client sees a silent server, the target a client that does
+    not read) until `resume()`. `narrow_upstream` makes a stalled target fill its send buffer after some 100 KiB
+    rather than megabytes (tcp_wmem's maximum): each connection to the target announces a small receive buffer and a
+    small MSS (set before connecting, so they are in the SYN). The MSS matters most: Linux sizes a socket's send
+    buffer from the peer's MSS times the congestion window, and loopback's MSS is 64 KiB.
+    """
+
+    def __init__(self, target_host: str, target_port: int, *, narrow_upstream: bool = False) -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
+        self._narrow_upstream = narrow_upstream
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._upstreams: set[asyncio.Transport] = set()  # the connections to the target
+        self._flowing = asyncio.Event()  # cleared while stalled: the target-to-client pumps wait on it
+        self._flowing.set()
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -100,6 +112,34 @@ class TcpProxy:
     async def restore(self) -> None:
         await self.start()
 
+    def stall(self) -> None:
+        """Stop reading from the target on every connection, open or new, until `resume()`."""
+        self._flowing.clear()
+        for upstream in self._upstreams:
+            with contextlib.suppress(Exception):
+                upstream.pause_reading()
+
+    def resume(self) -> None:
+        """Read from the target again and forward what it sent meanwhile."""
+        for upstream in self._upstreams:
+            with contextlib.suppress(Exception):
+                upstream.resume_reading()
+        self._flowing.set()
+
+    async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if not self._narrow_upstream:
+            return await asyncio.open_connection(*self.target)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, self.target)
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock)
+
     async def close(self) -> None:
         await self.cut()
         for task in list(self._tasks):
@@ -108,28 +148,40 @@ class TcpProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+            upstream_reader, upstream_writer = await self._connect_upstream()
         except OSError:
             writer.transport.abort()
             return
         self._writers.update((writer, upstream_writer))
+        upstream = cast("asyncio.Transport", upstream_writer.transport)  # a socket's: it reads too
+        self._upstreams.add(upstream)
+        if not self._flowing.is_set():
+            upstream.pause_reading()
         pumps = [
             asyncio.create_task(self._pump(reader, upstream_writer)),
-            asyncio.create_task(self._pump(upstream_reader, writer)),
+            asyncio.create_task(self._pump(upstream_reader, writer, gate=self._flowing)),
         ]
         self._tasks.update(pumps)
         for pump in pumps:
             pump.add_done_callback(self._tasks.discard)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, gate: asyncio.Event | None = None
+    ) -> None:
         try:
-            while data := await reader.read(65536):
+            while True:
+                if gate is not None:
+                    await gate.wait()
+                data = await reader.read(65536)
+                if not data:
+                    break
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
             self._writers.discard(writer)
+            self._upstreams.discard(cast("asyncio.Transport", writer.transport))
             with contextlib.suppress(Exception):
                 writer.transport.abort()
 

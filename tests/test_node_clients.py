@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests._client import gql, token
+from tests._client import WAIT, create, gql, token
+from tests._faults import TcpProxy
 from tests._node import NodeScript, create_while_away, node_env, require_node
 from tests._server import ServerProcess
 
@@ -68,6 +71,90 @@ def test_tidings_client_loses_nothing_across_a_restart_and_resyncs_a_foreign_cur
         restartable_server.start()
         script.resume("restart", created=created)
         script.finish()
+
+
+SLOW_CONSUMER_ENV = {
+    "TIDINGS_SEND_QUEUE_SIZE": "4",  # four messages queued, then senders wait
+    "TIDINGS_SEND_TIMEOUT": "2",  # a full queue that does not move for 2 s: 1013 (and 2 s more to send the close)
+    "TIDINGS_KEEPALIVE_INTERVAL": "600",  # no ping in the way
+}
+PADDING = {"padding": "x" * 16_000}  # data of almost 16 KiB: the buffers fill after a few dozen notifications
+
+
+async def subscriptions(http: httpx.AsyncClient) -> int:
+    """The server's `tidings_subscriptions`: a socket's operations end as soon as the server decides to close it."""
+    text = (await http.get("/metrics")).text
+    match = re.search(r"^tidings_subscriptions (\S+)$", text, re.MULTILINE)
+    assert match is not None, text
+    return int(float(match.group(1)))
+
+
+async def until_subscriptions(http: httpx.AsyncClient, count: int) -> None:
+    while await subscriptions(http) != count:
+        await asyncio.sleep(0.02)
+
+
+async def overflow(server: ServerProcess, proxy: TcpProxy, user: str) -> list[str]:
+    """Stall the proxy and create notifications until the server gives up on the socket, then let it flow again.
+
+    The server's socket buffer fills, then uvicorn's, then the connection's send queue: once that has not moved for
+    TIDINGS_SEND_TIMEOUT, the server decides on 1013 and ends the subscription. The close frame waits behind the
+    buffered frames and has one more TIDINGS_SEND_TIMEOUT to be written (after that the server drops the socket
+    without it): the proxy resumes as soon as the subscription has ended, so the client reads everything that was
+    buffered, then the 1013. Returns the titles created, in order.
+    """
+    created: list[str] = []
+    closed = asyncio.Event()
+
+    async def notify() -> None:
+        while not closed.is_set():
+            title = f"slow {len(created) + 1}"
+            await create(server.graphql_url, user, title, data=PADDING)
+            created.append(title)
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+        async with asyncio.timeout(WAIT):
+            await until_subscriptions(http, 1)  # the client's, and no other
+        proxy.stall()
+        try:
+            async with asyncio.TaskGroup() as tasks:  # a failed create ends the wait
+                tasks.create_task(notify())
+                try:
+                    async with asyncio.timeout(30):
+                        await until_subscriptions(http, 0)
+                except TimeoutError:
+                    raise AssertionError(f"no close after {len(created)} notifications:\n{server.log()}") from None
+                closed.set()  # the create in flight finishes: it may have committed
+                proxy.resume()
+        finally:
+            proxy.resume()
+    return created
+
+
+def test_graphql_ws_and_tidings_client_reconnect_on_1013_as_slow_consumers(tmp_path: Path, user: str) -> None:
+    """A client that stops reading (a stalled proxy) is closed with 1013; both clients come back and lose nothing."""
+    require_node()
+    server = ServerProcess(tmp_path, SLOW_CONSUMER_ENV).start()
+    try:
+        asyncio.run(slow_consumers(server, user))
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()
+
+
+async def slow_consumers(server: ServerProcess, user: str) -> None:
+    # Narrow towards the server: its send buffer holds some 100 KiB, not the 4 MiB of loopback.
+    proxy = await TcpProxy("127.0.0.1", server.port, narrow_upstream=True).start()
+    try:
+        env = {**node_env(server, user), "TIDINGS_WS_URL": f"ws://127.0.0.1:{proxy.port}/graphql"}
+        with NodeScript("slow-consumer.test.mjs", env) as script:
+            for _client in ("graphql-ws", "@tidings/client"):
+                await asyncio.to_thread(script.paused, "slow consumer")
+                created = await overflow(server, proxy, user)
+                script.resume("slow consumer", created=created)
+            await asyncio.to_thread(script.finish)
+    finally:
+        await proxy.close()
 
 
 def test_js_client_sends_the_documented_operations() -> None:

@@ -21,8 +21,9 @@ export const server = {
   get graphqlUrl() {
     return `${env("TIDINGS_URL")}/graphql`;
   },
+  /** The WebSocket endpoint: TIDINGS_WS_URL when pytest puts a proxy in front of the server, else the server's. */
   get wsUrl() {
-    return `${env("TIDINGS_URL").replace(/^http/, "ws")}/graphql`;
+    return process.env.TIDINGS_WS_URL || `${env("TIDINGS_URL").replace(/^http/, "ws")}/graphql`;
   },
   get user() {
     return env("TIDINGS_USER");
