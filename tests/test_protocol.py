@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import orjson
 import pytest
@@ -521,6 +522,10 @@ async def test_slow_consumer_is_closed_1013_and_resumes_without_loss(redis_serve
     for events in received.values():  # 0 lost, 0 duplicates, in order
         assert [event["sequence"] for event in events] == list(range(1, created + 1))
     await healthy.close()
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{redis_server.url}/metrics")).text
+    closes = [line for line in metrics.splitlines() if line.startswith('tidings_websocket_closes_total{code="1013"}')]
+    assert closes and float(closes[0].split()[-1]) >= 1, "operators can see slow consumers being closed"
 
 
 def _socket_send_buffer_max() -> int:

@@ -43,6 +43,12 @@ class Metrics:
         self.sync_wakeups = Counter(
             "tidings_sync_wakeups", "followers the periodic sync found behind and woke", registry=self.registry
         )
+        self.websocket_closes = Counter(
+            "tidings_websocket_closes",
+            "WebSocket closes the server initiated, by close code (1013: slow consumer, 4403: expired or refused...)",
+            ["code"],
+            registry=self.registry,
+        )
         self.database_unavailable = Counter(
             "tidings_database_unavailable", "requests answered SERVICE_UNAVAILABLE", registry=self.registry
         )

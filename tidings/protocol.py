@@ -340,6 +340,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     def _stop(self) -> None:
         """Nothing more to produce: cancel the timers and every operation (their `finally` runs at once)."""
+        if self.outbound.close_frame is not None:
+            code = self.outbound.close_frame[0]
+            self.context.services.metrics.websocket_closes.labels(code=str(code)).inc()
         for timer in (self._keepalive_timer, self._expiry_timer):
             if timer is not None:
                 timer.cancel()
