@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import lru_cache
 from typing import TypeVar
 
 from tidings.broadcast import Broadcast, Subscription
@@ -24,6 +25,11 @@ RETRY_DELAY_MIN = 0.1  # seconds between database attempts of a follower while t
 RETRY_DELAY_MAX = 2.0
 
 T = TypeVar("T")
+
+
+# One wake-up reaches every local follower of its user (each device, each tab) as the same bytes: decode it once.
+# Records are immutable, so followers can share the result; bounded, since payloads can be up to ~30 KiB.
+_decode_event = lru_cache(maxsize=256)(FeedEvent.from_json)
 
 
 def user_channel(user_id: str) -> str:
@@ -154,7 +160,7 @@ class FeedFollower:
                 async for event in self._catch_up():
                     yield event
                 continue
-            event = FeedEvent.from_json(message)
+            event = _decode_event(message)
             if event.seq <= self._last:
                 continue  # already replayed
             if event.seq > self._last + 1:
