@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -25,6 +26,7 @@ from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.context import Context, Services
+from tidings.delivery import Projections
 from tidings.feed import FeedHub
 from tidings.limits import BodySizeLimit, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -45,12 +47,23 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
-        self, schema: BaseSchema, *, max_connections_per_user: int, loopback_origins: bool, **options: Any
+        self,
+        schema: BaseSchema,
+        *,
+        max_connections_per_user: int,
+        loopback_origins: bool,
+        projections: Projections | None,
+        **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         self.loopback_origins = loopback_origins
         # Per process, like everything the handler keeps: with --workers N a user may hold N times as many.
         self.connection_slots = ConnectionSlots(max_connections_per_user)
+        self.projections = projections
+
+    def encode_json(self, data: object) -> bytes:
+        """orjson for every response and frame, HTTP and WebSocket alike (the fast path encodes the same way)."""
+        return orjson.dumps(data)
 
     def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
         """Cross-origin handshakes: TIDINGS_ALLOWED_ORIGINS, or any loopback page on the embedded default."""
@@ -176,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Same-origin pages are always allowed; a handshake without Origin (a backend) too.
         allowed_origins=settings.allowed_origins,
         loopback_origins=settings.loopback_origins_allowed,
+        projections=Projections(epoch=lambda: services.store.epoch) if settings.delivery_fast_path else None,
     )
     app.include_router(router)
     # The same origins for HTTP. Tokens travel in headers, never cookies: no credentials mode.

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Comma-separated origins (https://app.example.com) whose pages may open WebSockets and call over CORS.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ws_compression: bool = False
+    # notificationEvents documents of plain fields are answered by projecting the event (tidings.delivery).
+    delivery_fast_path: bool = True
 
     retention_days: Annotated[int, Field(ge=1)] = 30
     graphiql: bool = True

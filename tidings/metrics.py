@@ -23,6 +23,12 @@ class Metrics:
         self.subscriptions = Gauge(
             "tidings_subscriptions", "notificationEvents subscriptions open in this process", registry=self.registry
         )
+        self.subscribes = Counter(
+            "tidings_subscribes",
+            "subscribe messages started, by path: projected (the delivery fast path) or standard (graphql-core)",
+            ["path"],
+            registry=self.registry,
+        )
         self.replays_in_flight = Gauge(
             "tidings_replays_in_flight", "database catch-up reads running now", registry=self.registry
         )

@@ -6,9 +6,11 @@ Strawberry executes the operations; this module decides what may reach it and ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -19,7 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     ErrorMessage,
@@ -29,10 +31,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from tidings.context import Context
+from tidings.delivery import Projection, Projections
+from tidings.resolvers import event_stream
+from tidings.store import FeedEvent
 
 if TYPE_CHECKING:
     from strawberry.http.async_base_view import AsyncBaseHTTPView
     from strawberry.schema import BaseSchema
+
+    from tidings.schema import TidingsSchema
 
 logger = logging.getLogger("tidings.ws")
 
@@ -147,6 +154,7 @@ class TransportHost(Protocol):
     """What the handler needs from the router that runs it (`TidingsGraphQLRouter`)."""
 
     connection_slots: ConnectionSlots
+    projections: Projections | None  # None: every operation takes Strawberry's standard path
 
 
 class Outbound(AsyncWebSocketAdapter):
@@ -201,11 +209,22 @@ class Outbound(AsyncWebSocketAdapter):
             await self._room.wait()
         self.put(message)
 
+    async def send_encoded(self, text: str) -> None:
+        """Queue a message encoded already (the delivery fast path shares one encoding across sockets)."""
+        while len(self._pending) >= self._size and not self.closing:
+            self._arm_stall_deadline()
+            self._room.clear()
+            await self._room.wait()
+        self.put_encoded(text)
+
     def put(self, message: Mapping[str, object]) -> bool:
         """Queue a message if there is room, without waiting."""
+        return self.put_encoded(self.view.encode_json_string(message))
+
+    def put_encoded(self, text: str) -> bool:
         if self.closing or len(self._pending) >= self._size:
             return False
-        self._pending.append(self.view.encode_json_string(message))
+        self._pending.append(text)
         self._wakeup.set()
         return True
 
@@ -297,7 +316,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         assert isinstance(websocket, ASGIWebSocketAdapter)
         settings = context.services.settings
         self._loop = asyncio.get_running_loop()
-        self._slots = cast(TransportHost, view).connection_slots
+        host = cast(TransportHost, view)
+        self._slots = host.connection_slots
+        self._projections = host.projections
         self._keepalive_interval = settings.keepalive_interval
         self._leeway = settings.jwt_leeway
         self.outbound = Outbound(
@@ -445,8 +466,63 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
             await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[error.formatted]))
             return
-        await super().handle_subscribe(message)
+        ready = self.connection_acknowledged and message["id"] not in self.operations
+        if ready and self._subscribe_projected(message):
+            self.context.services.metrics.subscribes.labels(path="projected").inc()
+        else:
+            if ready:
+                self.context.services.metrics.subscribes.labels(path="standard").inc()
+            await super().handle_subscribe(message)
         operation = self.operations.get(message["id"])
         if operation is not None and operation.task is not None:
             self._tasks.add(operation.task)
             operation.task.add_done_callback(self._tasks.discard)
+
+    def _subscribe_projected(self, message: SubscribeMessage) -> bool:
+        """Start a `notificationEvents` subscription on the fast path if its document allows; False: standard path.
+
+        Everything that could make the answer differ from the standard path's (a document that does not validate,
+        variables that do not coerce, a refusal such as a bad cursor) is left to the standard path to answer.
+        """
+        if self._projections is None:
+            return False
+        payload = message["payload"]
+        query = payload["query"]
+        schema = cast("TidingsSchema", self.schema)
+        document, _ = schema.documents.load(query)
+        if document is None:
+            return False
+        projection = self._projections.get(query, payload.get("operationName"), document)
+        if projection is None:
+            return False
+        arguments = projection.coerce(schema._schema, payload.get("variables"))
+        if arguments is None:
+            return False
+        after, user_id = arguments.get("after"), arguments.get("userId")
+        if not (after is None or isinstance(after, str)) or not (user_id is None or isinstance(user_id, str)):
+            return False
+        try:
+            events = event_stream(self.context, after=after, user_id=user_id)
+        except GraphQLError:
+            return False
+        operation = Operation(self, message["id"], query, payload.get("variables"), payload.get("operationName"))
+        operation.task = asyncio.create_task(self._run_projected(operation, projection, events))
+        operation.task.add_done_callback(self._task_done)
+        self.operations[message["id"]] = operation
+        return True
+
+    async def _run_projected(
+        self, operation: Operation[Context, None], projection: Projection, events: AsyncIterator[FeedEvent]
+    ) -> None:
+        """The fast path's operation task: what `run_operation` does, with the projection instead of execution."""
+        try:
+            async with aclosing(events):  # type: ignore[type-var]
+                async for event in events:
+                    await self.outbound.send_encoded(projection.next_message(operation.id, event))
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise

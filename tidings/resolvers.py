@@ -12,21 +12,12 @@ from typing import Any, TypeVar
 import orjson
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types import Info
 
-from tidings.config import Settings
 from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
+from tidings.documents import CachedDocuments, DocumentCache
 from tidings.errors import ErrorCode, UserError, bad_input, is_user_error, not_found
 from tidings.feed import user_channel
 from tidings.schema import (
@@ -298,12 +289,17 @@ class Subscription:
     async def notification_events(
         self, info: Info[Context, None], after: str | None = None, user_id: strawberry.ID | None = None
     ) -> AsyncGenerator[NotificationEvent, None]:
-        # Checked before the stream starts, so a refusal is a graphql-transport-ws `error` message.
-        user = info.context.caller.target_user(user_id)
-        start = _feed_cursor(after, "after") if after is not None else None
-        services = info.context.services
-        follower = services.hub.follower(user)
-        return _as_graphql(follower.follow(start), services.store.epoch)
+        return _as_graphql(event_stream(info.context, after=after, user_id=user_id), info.context.services.store.epoch)
+
+
+def event_stream(context: Context, *, after: str | None, user_id: str | None) -> AsyncIterator[FeedEvent]:
+    """The caller's events after a cursor; the delivery fast path (tidings.delivery) starts its streams here too.
+
+    Checked before the stream starts, so a refusal is a graphql-transport-ws `error` message.
+    """
+    user = context.caller.target_user(user_id)
+    start = _feed_cursor(after, "after") if after is not None else None
+    return context.services.hub.follower(user).follow(start)
 
 
 async def _as_graphql(events: AsyncIterator[FeedEvent], epoch: str) -> AsyncGenerator[NotificationEvent, None]:
@@ -327,18 +323,6 @@ class _MaskInternalErrors(MaskErrors):
         return masked
 
 
-def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
-    """Factories: Strawberry builds fresh extensions per request (the parse and validation caches are shared)."""
-    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        _MaskInternalErrors,
-        # Counted on the raw text before parsing, so a huge document costs nothing to refuse.
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ParserCache(maxsize=1024),
-        # Both follow fragment spreads, so fragments cannot multiply aliases or depth past the limits.
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        lambda: ValidationCache(maxsize=1024),
-    ]
-    if not settings.introspection:
-        extensions.append(DisableIntrospection)
-    return extensions
+def schema_extensions(documents: DocumentCache) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+    """Factories: Strawberry builds fresh extensions per request (the document cache is shared)."""
+    return [_MaskInternalErrors, lambda: CachedDocuments(documents)]

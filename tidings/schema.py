@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 
 from tidings.cursors import FeedCursor, encode_page_cursor
+from tidings.documents import DocumentCache, DocumentRules
 from tidings.store import records
 
 if TYPE_CHECKING:
@@ -164,21 +165,31 @@ class MarkAllReadResult:
     )
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
-    """The executable schema with tidings' extensions (error masking, caches, optional introspection block)."""
+def build_schema(settings: Settings) -> TidingsSchema:
+    """The executable schema with tidings' extensions (error masking, the document cache with every limit)."""
     from tidings.resolvers import Mutation, Query, Subscription, schema_extensions
 
-    return TidingsSchema(
+    schema = TidingsSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=schema_extensions(settings),
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
     )
+    rules = DocumentRules.build(
+        max_tokens=settings.max_tokens,
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        introspection=settings.introspection,
+    )
+    schema.documents = DocumentCache(schema._schema, rules)
+    schema.extensions = tuple(schema_extensions(schema.documents))
+    return schema
 
 
 class TidingsSchema(strawberry.Schema):
     """Logs only unexpected errors: a user's bad input is an answer, not a failure of the service."""
+
+    documents: DocumentCache  # every document parsed and validated once (tidings.documents)
 
     def process_errors(self, errors, execution_context=None):  # type: ignore[no-untyped-def]
         from tidings.errors import is_user_error

@@ -1,0 +1,210 @@
+"""The delivery fast path sends exactly what the standard path sends: the same `next` frames, byte for byte.
+
+Two servers share one PostgreSQL database and one Redis channel prefix, so they see the same events with the same
+cursors: one projects events (the default), the other runs every delivery through graphql-core
+(`TIDINGS_DELIVERY_FAST_PATH=false`). The same documents (every subscription in `graphql/operations/`, the suite's
+own, and generated selections with aliases, `__typename`, literals and variables) are subscribed on both, the same
+events replayed and then delivered live, and every frame compared as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests._client import EVENTS, WAIT, WSClient, create, gql, token
+from tests._server import PostgresDatabase, ServerProcess, scaled_env
+from tidings.cursors import FeedCursor
+
+OPERATIONS = Path(__file__).resolve().parent.parent / "graphql" / "operations"
+EVENT_FIELDS = ["kind", "cursor", "unreadCount", "sequence", "upToSequence", "count", "__typename"]
+NOTIFICATION_FIELDS = [
+    "id", "userId", "type", "title", "message", "data", "read", "readAt", "createdAt", "sequence", "__typename",
+]  # fmt: skip
+EVENTS_PER_RUN = 6  # what `_make_events` causes
+
+
+@pytest.fixture(scope="module")
+def both_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    workdir = tmp_path_factory.mktemp("delivery-paths")
+    with PostgresDatabase() as database:
+        env = {**scaled_env(database), "TIDINGS_MAX_OPERATIONS_PER_CONNECTION": "100"}
+        projected = ServerProcess(workdir / "projected", env).start()
+        standard = ServerProcess(workdir / "standard", {**env, "TIDINGS_DELIVERY_FAST_PATH": "false"}).start()
+        try:
+            yield projected, standard
+        finally:
+            projected.stop()
+            standard.stop()
+
+
+def _selection(rng: random.Random, fields: list[str]) -> str:
+    chosen = rng.sample(fields, rng.randint(1, len(fields)))
+    return " ".join(f"{name}{rng.randint(0, 99)}: {name}" if rng.random() < 0.3 else name for name in chosen)
+
+
+def generated_documents(seed: int, count: int) -> list[tuple[str, str]]:
+    """(document, how `after` is passed): random subsets and orders of fields, aliases, a root alias, names."""
+    rng = random.Random(seed)
+    documents = []
+    for index in range(count):
+        inner = _selection(rng, EVENT_FIELDS)
+        if rng.random() < 0.8:
+            inner += f" notification {{ {_selection(rng, NOTIFICATION_FIELDS)} }}"
+        root = "events: notificationEvents" if rng.random() < 0.3 else "notificationEvents"
+        if rng.random() < 0.5:
+            header, arguments, mode = f"subscription Generated{index}($after: String)", "(after: $after)", "variable"
+        else:
+            header, arguments, mode = "subscription", '(after: "AFTER")', "literal"
+        documents.append((f"{header} {{ {root}{arguments} {{ {inner} }} }}", mode))
+    return documents
+
+
+def documents() -> list[tuple[str, str]]:
+    subscriptions = [
+        (path.read_text(), "variable")
+        for path in sorted(OPERATIONS.glob("*.graphql"))
+        if re.search(r"^\s*subscription\b", path.read_text(), re.MULTILINE)
+    ]
+    assert subscriptions, "graphql/operations/ has no subscription"
+    return [*subscriptions, (EVENTS, "variable"), *generated_documents(seed=20261201, count=24)]
+
+
+async def _frames(client: WSClient, count: int) -> list[str]:
+    """The next `count` frames other than pings, as the text the server sent."""
+    frames: list[str] = []
+    async with asyncio.timeout(WAIT * 2):
+        while len(frames) < count:
+            text = await client.conn.recv()
+            assert isinstance(text, str)
+            if orjson.loads(text)["type"] == "ping":
+                await client.send({"type": "pong"})
+                continue
+            frames.append(text)
+    return frames
+
+
+async def _subscribe_all(client: WSClient, docs: list[tuple[str, str]], after: str) -> None:
+    for index, (document, mode) in enumerate(docs, start=1):
+        if mode == "literal":
+            document, variables = document.replace("AFTER", after), {}
+        else:
+            variables = {"after": after}
+        await client.send(
+            {"id": f"op{index}", "type": "subscribe", "payload": {"query": document, "variables": variables}}
+        )
+
+
+async def _make_events(url: str, user: str) -> None:
+    """Each kind of event, with data that a careless encoder would change: unicode, nesting, numbers, nulls."""
+    bearer = token(user)
+    first = await create(url, user, "Grüße 🎉", data={"nested": {"list": [1, 2.5, None, "ünï"], "t": True}})
+    second = await create(url, user, "plain", type="WARNING")
+    await create(url, user, "third", data={"emoji": "💬", "quote": 'say "hi"\n'})
+    await gql(url, "mutation($id: ID!) { markNotificationRead(id: $id) { id } }", {"id": first["id"]}, bearer=bearer)
+    await gql(url, "mutation($id: ID!) { deleteNotification(id: $id) }", {"id": second["id"]}, bearer=bearer)
+    await gql(url, "mutation { markAllNotificationsRead { count } }", bearer=bearer)
+
+
+async def _start_cursor(url: str, user: str) -> str:
+    page = await gql(url, "{ notifications(first: 1) { feedCursor } }", bearer=token(user))
+    cursor: str = page["data"]["notifications"]["feedCursor"]
+    return cursor
+
+
+async def test_projected_and_standard_paths_send_identical_frames_live_and_replayed(
+    both_paths: tuple[ServerProcess, ServerProcess], user: str
+) -> None:
+    projected, standard = both_paths
+    docs = documents()
+    start = await _start_cursor(projected.graphql_url, user)
+    count = len(docs) * EVENTS_PER_RUN
+    async with (
+        await WSClient.connected(projected.ws_url, token(user)) as on_projected,
+        await WSClient.connected(standard.ws_url, token(user)) as on_standard,
+    ):
+        await _subscribe_all(on_projected, docs, start)
+        await _subscribe_all(on_standard, docs, start)
+        await _make_events(projected.graphql_url, user)  # live (or caught up, if a subscription was still starting)
+        live = await asyncio.gather(_frames(on_projected, count), _frames(on_standard, count))
+    async with (
+        await WSClient.connected(projected.ws_url, token(user)) as on_projected,
+        await WSClient.connected(standard.ws_url, token(user)) as on_standard,
+    ):
+        await _subscribe_all(on_projected, docs, start)  # replayed from the database
+        await _subscribe_all(on_standard, docs, start)
+        replayed = await asyncio.gather(_frames(on_projected, count), _frames(on_standard, count))
+    for frames_projected, frames_standard in (live, replayed):
+        by_operation: dict[str, tuple[list[str], list[str]]] = {}
+        for text in frames_projected:
+            by_operation.setdefault(orjson.loads(text)["id"], ([], []))[0].append(text)
+        for text in frames_standard:
+            by_operation.setdefault(orjson.loads(text)["id"], ([], []))[1].append(text)
+        assert len(by_operation) == len(docs)
+        for operation_id, (mine, reference) in by_operation.items():
+            assert mine == reference, f"{operation_id}: {docs[int(operation_id[2:]) - 1][0]}"
+            assert [orjson.loads(text)["type"] for text in mine] == ["next"] * EVENTS_PER_RUN
+    assert await _subscribes(projected) == {"projected": 2 * len(docs)}
+    assert await _subscribes(standard) == {"standard": 2 * len(docs)}
+
+
+async def test_resync_and_documents_the_projection_does_not_cover_match_too(
+    both_paths: tuple[ServerProcess, ServerProcess], user: str
+) -> None:
+    """A RESYNC first event, and documents with fragments, directives or merged fields (standard path on both)."""
+    projected, standard = both_paths
+    start = await _start_cursor(projected.graphql_url, user)
+    before = await _subscribes(projected), await _subscribes(standard)
+    cases = [
+        (EVENTS, {"after": FeedCursor("otherdatabase", 3).encode()}),
+        ("subscription($a: String) { notificationEvents(after: $a) { kind ...N } } "
+         "fragment N on NotificationEvent { unreadCount }", {"a": start}),
+        ("subscription($a: String, $yes: Boolean!) { "
+         "notificationEvents(after: $a) { kind @include(if: $yes) cursor } }", {"a": start, "yes": True}),
+        ("subscription($a: String) { notificationEvents(after: $a) { kind kind unreadCount } }", {"a": start}),
+    ]  # fmt: skip
+    async with (
+        await WSClient.connected(projected.ws_url, token(user)) as on_projected,
+        await WSClient.connected(standard.ws_url, token(user)) as on_standard,
+    ):
+        for client in (on_projected, on_standard):
+            for index, (document, variables) in enumerate(cases, start=1):
+                payload = {"query": document, "variables": variables}
+                await client.send({"id": f"op{index}", "type": "subscribe", "payload": payload})
+        # The RESYNC subscription starts from the feed's position: wait for it before the event.
+        first = await asyncio.gather(_frames(on_projected, 1), _frames(on_standard, 1))
+        await create(projected.graphql_url, user, "after resync")
+        rest = await asyncio.gather(_frames(on_projected, len(cases)), _frames(on_standard, len(cases)))
+    frames_projected, frames_standard = sorted(first[0] + rest[0]), sorted(first[1] + rest[1])
+    assert frames_projected == frames_standard
+    assert sum('"RESYNC"' in text for text in frames_projected) == 1
+    # Only the first case is the projection's: fragments, directives and merged fields take the standard path.
+    assert _added(before[0], await _subscribes(projected)) == {"projected": 1, "standard": 3}
+    assert _added(before[1], await _subscribes(standard)) == {"standard": 4}
+
+
+def _added(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {path: count - before.get(path, 0) for path, count in after.items() if count != before.get(path, 0)}
+
+
+async def _subscribes(server: ServerProcess) -> dict[str, int]:
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        text = (await client.get(f"{server.url}/metrics")).text
+    counts: dict[str, int] = {}
+    for path, value in re.findall(r'^tidings_subscribes_total\{path="(\w+)"\} ([0-9.e+]+)$', text, re.MULTILINE):
+        if float(value):
+            counts[path] = int(float(value))
+    return counts
+
+
+def test_generated_documents_cover_every_field() -> None:
+    text = " ".join(document for document, _ in generated_documents(seed=20261201, count=24))
+    for name in {*EVENT_FIELDS, *NOTIFICATION_FIELDS, "events: notificationEvents", '"AFTER"', "$after"}:
+        assert name in text, name

@@ -1,0 +1,242 @@
+"""The delivery fast path: `notificationEvents` subscriptions whose selection is plain fields, without graphql-core.
+
+Most subscriptions select fields of the event and of its notification, nothing more. For those, the subscribe
+message is compiled once into a `Projection`: the `next` payload is built by reading the event's fields in the
+document's order, encoded once per event and document, and the same text is shared by every local socket of that user
+running the same document. Anything else (fragments, directives, field arguments, duplicate response keys, variables
+that do not coerce, a refusal before the stream starts) takes Strawberry's standard path, which stays the reference:
+`tests/test_delivery_paths.py` runs both on the same events and asserts byte-identical `next` messages.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLSchema,
+    NullValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    VariableNode,
+)
+from graphql.execution.values import get_variable_values
+
+from tidings.cursors import FeedCursor
+from tidings.store import FeedEvent, NotificationRecord
+
+SUBSCRIPTION_FIELD = "notificationEvents"
+MAX_PROJECTIONS = 256  # compiled documents kept per process (only documents that passed validation get here)
+SHARED_PAYLOADS = 128  # encoded payloads kept for the sockets that follow: one event reaches all of a user's devices
+
+Getter = Callable[[Any], object]
+
+
+def _iso(value: Any) -> object:
+    return value.isoformat() if value is not None else None
+
+
+# The output of each field exactly as the schema serializes it (tidings.schema: enums by name, DateTime in ISO-8601,
+# JSON as it is). A field not listed here sends the whole document down the standard path.
+NOTIFICATION_FIELDS: dict[str, Getter] = {
+    "__typename": lambda record: "Notification",
+    "id": lambda record: record.id,
+    "userId": lambda record: record.user_id,
+    "type": lambda record: record.type.value,
+    "title": lambda record: record.title,
+    "message": lambda record: record.message,
+    "data": lambda record: record.data,
+    "read": lambda record: record.read_at is not None,
+    "readAt": lambda record: _iso(record.read_at),
+    "createdAt": lambda record: record.created_at.isoformat(),
+    "sequence": lambda record: record.seq,
+}
+EVENT_FIELDS: dict[str, Getter] = {
+    "__typename": lambda event: "NotificationEvent",
+    "kind": lambda event: event.kind.value,
+    "unreadCount": lambda event: event.unread_count,
+    "sequence": lambda event: event.seq,
+    "upToSequence": lambda event: event.up_to_seq,
+    "count": lambda event: event.count,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Arguments:
+    """How the root field's arguments are given: literals, or the names of variables to read them from."""
+
+    literals: Mapping[str, str | None]
+    variables: Mapping[str, str]
+
+    def resolve(self, coerced: Mapping[str, object]) -> dict[str, object]:
+        values: dict[str, object] = dict(self.literals)
+        for argument, variable in self.variables.items():
+            if variable in coerced:
+                values[argument] = coerced[variable]
+        return values
+
+
+class Projection:
+    """One compiled subscription document: builds and shares the encoded `payload` of each event's `next`."""
+
+    def __init__(
+        self,
+        *,
+        operation: OperationDefinitionNode,
+        response_key: str,
+        arguments: Arguments,
+        fields: list[tuple[str, Getter]],
+    ) -> None:
+        self.operation = operation
+        self.arguments = arguments
+        self._response_key = response_key
+        self._fields = fields
+        self._shared: OrderedDict[int, tuple[FeedEvent, str]] = OrderedDict()
+
+    def data(self, event: FeedEvent) -> dict[str, object]:
+        """The `data` of the `next` message for this event, in the document's field order."""
+        return {self._response_key: {key: get(event) for key, get in self._fields}}
+
+    def payload(self, event: FeedEvent) -> str:
+        """The encoded `{"data": ...}` for this event; the same text for every socket running this document."""
+        key = id(event)
+        shared = self._shared.get(key)
+        if shared is not None and shared[0] is event:
+            return shared[1]
+        text = orjson.dumps({"data": self.data(event)}).decode()
+        # The event is kept with its text, so its id cannot be reused by another object while the entry lives.
+        self._shared[key] = (event, text)
+        if len(self._shared) > SHARED_PAYLOADS:
+            self._shared.popitem(last=False)
+        return text
+
+    def next_message(self, operation_id: str, event: FeedEvent) -> str:
+        """The whole `next` frame, as the standard path would encode it."""
+        return f'{{"id":{orjson.dumps(operation_id).decode()},"type":"next","payload":{self.payload(event)}}}'
+
+    def coerce(self, schema: GraphQLSchema, variables: Mapping[str, object] | None) -> dict[str, object] | None:
+        """The root field's arguments for these variables; None when they do not coerce (the standard path says why)."""
+        definitions = self.operation.variable_definitions or ()
+        if not definitions:
+            return dict(self.arguments.literals)
+        coerced = get_variable_values(schema, definitions, dict(variables or {}))
+        if isinstance(coerced, list):
+            return None
+        return self.arguments.resolve(coerced.coerced)
+
+
+def _select_operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    operations = []
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            return None  # fragments: the standard path
+        operations.append(definition)
+    if operation_name is None:
+        return operations[0] if len(operations) == 1 else None
+    named = [operation for operation in operations if operation.name and operation.name.value == operation_name]
+    return named[0] if len(named) == 1 else None
+
+
+def _plain_fields(field: FieldNode) -> list[tuple[str, FieldNode]] | None:
+    """(response key, field) of a selection of plain fields, or None for anything the projection does not cover."""
+    if field.selection_set is None:
+        return None
+    selected: list[tuple[str, FieldNode]] = []
+    keys: set[str] = set()
+    for selection in field.selection_set.selections:
+        if not isinstance(selection, FieldNode) or selection.directives or selection.arguments:
+            return None
+        key = selection.alias.value if selection.alias else selection.name.value
+        if key in keys:
+            return None  # merged fields: the standard path
+        keys.add(key)
+        selected.append((key, selection))
+    return selected
+
+
+def compile_projection(document: DocumentNode, operation_name: str | None, *, epoch: str) -> Projection | None:
+    """A projection for a validated document, or None when it needs the standard path."""
+    operation = _select_operation(document, operation_name)
+    if operation is None or operation.operation != OperationType.SUBSCRIPTION or operation.directives:
+        return None
+    selections = operation.selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return None
+    root = selections[0]
+    if root.name.value != SUBSCRIPTION_FIELD or root.directives:
+        return None
+    literals: dict[str, str | None] = {}
+    variables: dict[str, str] = {}
+    for argument in root.arguments or ():
+        name, value = argument.name.value, argument.value
+        if isinstance(value, VariableNode):
+            variables[name] = value.name.value
+        elif isinstance(value, StringValueNode):
+            literals[name] = value.value
+        elif isinstance(value, NullValueNode):
+            literals[name] = None
+        else:
+            return None
+    selected = _plain_fields(root)
+    if selected is None:
+        return None
+    fields: list[tuple[str, Getter]] = []
+    for key, field in selected:
+        name = field.name.value
+        if name == "notification":
+            inner = _plain_fields(field)
+            if inner is None or any(node.name.value not in NOTIFICATION_FIELDS for _, node in inner):
+                return None
+            fields.append((key, _notification_getter([(k, NOTIFICATION_FIELDS[node.name.value]) for k, node in inner])))
+        elif field.selection_set is not None:
+            return None
+        elif name == "cursor":
+            fields.append((key, _cursor_getter(epoch)))
+        elif name in EVENT_FIELDS:
+            fields.append((key, EVENT_FIELDS[name]))
+        else:
+            return None
+    return Projection(
+        operation=operation,
+        response_key=root.alias.value if root.alias else root.name.value,
+        arguments=Arguments(literals=literals, variables=variables),
+        fields=fields,
+    )
+
+
+def _cursor_getter(epoch: str) -> Getter:
+    return lambda event: FeedCursor(epoch, event.seq).encode()
+
+
+def _notification_getter(fields: list[tuple[str, Getter]]) -> Getter:
+    def notification(event: FeedEvent) -> object:
+        record: NotificationRecord | None = event.notification
+        return None if record is None else {key: get(record) for key, get in fields}
+
+    return notification
+
+
+class Projections:
+    """Compiled documents by (text, operation name); None remembers a document that needs the standard path."""
+
+    def __init__(self, *, epoch: Callable[[], str], max_entries: int = MAX_PROJECTIONS) -> None:
+        self._epoch = epoch
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str | None], Projection | None] = OrderedDict()
+
+    def get(self, query: str, operation_name: str | None, document: DocumentNode) -> Projection | None:
+        key = (query, operation_name)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        projection = compile_projection(document, operation_name, epoch=self._epoch())
+        self._entries[key] = projection
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return projection
