@@ -36,6 +36,20 @@ async def test_replayed_events_equal_the_live_ones(store: SqlStore, user: str) -
     assert deleted_record.read_at is not None
 
 
+@pytest.mark.parametrize("idempotency_key", [None, "key-1"])
+async def test_replayed_events_are_the_live_ones_byte_for_byte(
+    store: SqlStore, user: str, idempotency_key: str | None
+) -> None:
+    """Equal as JSON text, not only as values: PostgreSQL's jsonb reorders object keys, the event must not differ."""
+    data = {"zz": 1, "a": {"longer": [1, {"yy": None, "b": "ü"}], "c": True}}
+    record, created = await _create(store, user, data=data, idempotency_key=idempotency_key)
+    _, read = await store.mark_read(notification_id=record.id, owner=user)
+    replayed = await store.events_after(user, 0, limit=10)
+    assert created is not None and read is not None
+    assert [event.to_json() for event in replayed] == [created.to_json(), read.to_json()]
+    assert created.notification == record
+
+
 async def test_idempotency_key_returns_the_original_and_logs_nothing(store: SqlStore, user: str) -> None:
     first, event = await _create(store, user, idempotency_key="order-1")
     again, no_event = await _create(store, user, idempotency_key="order-1")

@@ -1,5 +1,6 @@
 """Persistence: one SQLAlchemy store for SQLite and PostgreSQL, and the records it hands out."""
 
+import asyncpg.exceptions
 import sqlalchemy.exc
 
 from tidings.store.engine import create_engine
@@ -23,6 +24,11 @@ _UNAVAILABLE = (
     sqlalchemy.exc.TimeoutError,  # no pooled connection within TIDINGS_DATABASE_TIMEOUT
     OSError,
     TimeoutError,
+    # The same, from the statements that run on asyncpg directly (SqlStore._driver).
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
 )
 # Refusals at connect time that asyncpg raises and SQLAlchemy passes on as a plain DBAPIError.
 _REFUSED = {"TooManyConnectionsError", "CannotConnectNowError", "ConnectionDoesNotExistError"}

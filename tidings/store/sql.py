@@ -37,6 +37,30 @@ from tidings.store.records import (
 
 EPOCH_KEY = "feed_epoch"
 
+# createNotification without an idempotency key on PostgreSQL, in one statement and one round trip: the upsert takes
+# the feed row's lock and the next position, the notification and its event are written at that position, and the
+# statement commits on its own. Same rows, same lock order as the general path below (which SQLite uses).
+_CREATE_IN_ONE_STATEMENT = """
+WITH feed AS (
+    INSERT INTO user_feeds AS f (user_id, last_seq, unread_count) VALUES ($1, 1, 1)
+    ON CONFLICT (user_id) DO UPDATE SET last_seq = f.last_seq + 1, unread_count = f.unread_count + 1
+    RETURNING last_seq, unread_count
+), notification AS (
+    INSERT INTO notifications (id, user_id, seq, type, title, message, data, created_at)
+    SELECT $2, $1, feed.last_seq, $3, $4, $5, $6::jsonb, $7 FROM feed
+)
+INSERT INTO notification_events (user_id, seq, kind, notification_id, snapshot, unread_count, created_at)
+SELECT $1, feed.last_seq, 'CREATED', $2, jsonb_set($8::jsonb, '{seq}', to_jsonb(feed.last_seq)), feed.unread_count, $7
+FROM feed
+RETURNING seq, unread_count, snapshot
+"""
+# The reads a subscription makes, on PostgreSQL, as single statements on asyncpg (one round trip each).
+_POSITION = "SELECT last_seq, unread_count FROM user_feeds WHERE user_id = $1"
+_EVENTS_AFTER = (
+    "SELECT user_id, seq, kind, snapshot, unread_count, up_to_seq, count FROM notification_events "
+    "WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+)
+
 _NOTIFICATION_COLUMNS = (
     notifications.c.id,
     notifications.c.user_id,
@@ -161,8 +185,10 @@ class SqlStore:
         await conn.execute(
             feeds.update().where(feeds.c.user_id == user_id).values(last_seq=event.seq, unread_count=event.unread_count)
         )
-        await conn.execute(
-            events.insert().values(
+        inserted = await conn.execute(
+            events.insert()
+            .returning(events.c.snapshot)
+            .values(
                 user_id=user_id,
                 seq=event.seq,
                 kind=kind.value,
@@ -174,6 +200,10 @@ class SqlStore:
                 created_at=_now(),
             )
         )
+        stored = inserted.scalar_one()
+        if stored is not None and self._is_postgres:
+            # As a replay will read it (jsonb orders object keys its own way): live and replayed bytes are the same.
+            event = dataclasses.replace(event, notification=NotificationRecord.from_dict(stored))
         return event
 
     # -- writes -------------------------------------------------------------------------------------------------
@@ -189,6 +219,10 @@ class SqlStore:
         idempotency_key: str | None = None,
     ) -> tuple[NotificationRecord, FeedEvent | None]:
         """Create a notification; a repeated idempotency key returns the original and no event."""
+        if self._is_postgres and idempotency_key is None:
+            return await self._create_in_one_statement(
+                user_id=user_id, type=type, title=title, message=message, data=data
+            )
         request_hash = _request_hash(type, title, message, data)
         async with self._write() as conn:
             position = await self._lock_feed(conn, user_id)
@@ -233,7 +267,55 @@ class SqlStore:
             event = await self._append(
                 conn, position, user_id=user_id, kind=EventKind.CREATED, unread_delta=1, notification=record
             )
+        assert event.notification is not None
+        return event.notification, event
+
+    async def _create_in_one_statement(
+        self, *, user_id: str, type: NotificationType, title: str, message: str, data: dict[str, Any] | None
+    ) -> tuple[NotificationRecord, FeedEvent]:
+        draft = NotificationRecord(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            seq=0,  # taken inside the statement
+            type=type,
+            title=title,
+            message=message,
+            data=data,
+            read_at=None,
+            created_at=_now(),
+        )
+        async with self._driver() as driver:
+            row = await driver.fetchrow(
+                _CREATE_IN_ONE_STATEMENT,
+                user_id,
+                draft.id,
+                type.value,
+                title,
+                message,
+                # JSON parameters as text: the dialect's codec on the connection sends them as they are.
+                None if data is None else orjson.dumps(data).decode(),
+                draft.created_at,
+                orjson.dumps(draft.to_dict()).decode(),
+            )
+        assert row is not None
+        # The record as stored: PostgreSQL's jsonb orders object keys its own way, and a replay reads it back so;
+        # building the live event from the same snapshot makes live and replayed events the same bytes.
+        record = NotificationRecord.from_dict(row["snapshot"])
+        event = FeedEvent(user_id, row["seq"], EventKind.CREATED, row["unread_count"], notification=record)
         return record, event
+
+    @asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        """The pooled connection's own asyncpg connection, outside any transaction (each statement commits)."""
+        async with self._engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            try:
+                yield driver
+            except BaseException:
+                if driver is None or driver.is_closed():
+                    await conn.invalidate()  # gone: the pool connects a new one
+                raise
 
     async def _owner_of(self, notification_id: str, owner: str | None) -> str:
         async with self._engine.connect() as conn:
@@ -332,6 +414,10 @@ class SqlStore:
         return FeedPosition(seq=row.last_seq, unread_count=row.unread_count) if row else FeedPosition(0, 0)
 
     async def feed_position(self, user_id: str) -> FeedPosition:
+        if self._is_postgres:  # one statement is its own snapshot: no transaction needed
+            async with self._driver() as driver:
+                row = await driver.fetchrow(_POSITION, user_id)
+            return FeedPosition(seq=row["last_seq"], unread_count=row["unread_count"]) if row else FeedPosition(0, 0)
         async with self._read() as conn:
             return await self._position(conn, user_id)
 
@@ -382,6 +468,11 @@ class SqlStore:
 
     async def events_after(self, user_id: str, after_seq: int, *, limit: int) -> list[FeedEvent]:
         """The user's logged events after a position, in order (at most `limit`)."""
+        if self._is_postgres:
+            async with self._driver() as driver:
+                records = await driver.fetch(_EVENTS_AFTER, user_id, after_seq, limit)
+            # SQLAlchemy's asyncpg dialect registered its JSON codecs on the connection: snapshots arrive decoded.
+            return [_event(record, snapshot=record["snapshot"]) for record in records]
         query = (
             sa.select(events)
             .where(events.c.user_id == user_id, events.c.seq > after_seq)
@@ -390,7 +481,7 @@ class SqlStore:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [_event(row) for row in rows]
+        return [_event(row._mapping, snapshot=row._mapping["snapshot"]) for row in rows]  # not Row.count: tuple's
 
     async def feed_positions(self, user_ids: Sequence[str]) -> dict[str, int]:
         """Last positions of many users in one query (for periodic catch-up of local subscribers)."""
@@ -417,14 +508,13 @@ class SqlStore:
         return removed_events, removed_tombstones
 
 
-def _event(row: Any) -> FeedEvent:
-    values = row._mapping  # not attribute access: Row.count is tuple.count
+def _event(values: Any, *, snapshot: dict[str, Any] | None) -> FeedEvent:
     return FeedEvent(
         user_id=values["user_id"],
         seq=values["seq"],
         kind=EventKind(values["kind"]),
         unread_count=values["unread_count"],
-        notification=NotificationRecord.from_dict(values["snapshot"]) if values["snapshot"] else None,
+        notification=NotificationRecord.from_dict(snapshot) if snapshot else None,
         up_to_seq=values["up_to_seq"],
         count=values["count"],
     )
