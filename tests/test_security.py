@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests._client import EVENTS, WSClient, create, error_codes, gql, token
-from tests._server import ServerProcess
+from tests._server import TEST_SECRET, ServerProcess
 from tidings.auth import Identity, InvalidToken, Role, TokenVerifier
 from tidings.config import Settings
 from tidings.errors import UserError
@@ -289,3 +290,87 @@ async def test_operations_per_connection_are_bounded_with_the_limit_named(server
         assert message["type"] == "error" and message["id"] == refused, message
         assert message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
         assert "TIDINGS_MAX_OPERATIONS_PER_CONNECTION" in message["payload"][0]["message"]
+
+
+# -- dev tokens: the dashboard's sign-in, asked for as an attacker would ------------------------------------------
+
+DEV_TOKEN_PATH = "/dashboard/dev-token"
+
+
+@pytest.fixture(scope="module", params=["loopback default", "TIDINGS_DEV_TOKENS=true"])
+def dev_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server that mints dev tokens: by default (embedded, loopback) and with the setting explicit."""
+    env = {}
+    if request.param == "TIDINGS_DEV_TOKENS=true":
+        env["TIDINGS_DEV_TOKENS"] = "true"
+    server = ServerProcess(tmp_path_factory.mktemp("dev-tokens"), env).start()
+    yield server
+    server.stop()
+
+
+def raw_post(port: int, version: str, headers: list[str], body: dict[str, Any]) -> tuple[int, bytes]:
+    """POST /dashboard/dev-token exactly as written (no Host at all, broken Hosts), over a plain socket."""
+    payload = json.dumps(body).encode()
+    head = [f"POST {DEV_TOKEN_PATH} {version}", *headers, "Content-Type: application/json"]
+    head += [f"Content-Length: {len(payload)}", "Connection: close"]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall("\r\n".join(head).encode() + b"\r\n\r\n" + payload)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+ASK = {"user": "victim"}
+LOCAL = "Host: localhost:{port}"
+JWT = b"eyJ"  # how every token's header begins
+
+
+@pytest.mark.parametrize(
+    ("version", "headers"),
+    [
+        pytest.param("HTTP/1.0", [], id="HTTP/1.0 without Host"),
+        pytest.param("HTTP/1.1", ["Host: evil.example"], id="foreign Host"),
+        pytest.param("HTTP/1.1", ["Host: evil.example:{port}"], id="foreign Host on our port (DNS rebinding)"),
+        pytest.param("HTTP/1.1", ["Host: evil.example:99999"], id="foreign Host with an invalid port"),
+        pytest.param("HTTP/1.1", ["Host: evil.example/x"], id="Host with a path"),
+        pytest.param("HTTP/1.1", ["Host: localhost:99999"], id="loopback Host with an invalid port"),
+        pytest.param("HTTP/1.1", [LOCAL, "Host: evil.example"], id="two Hosts"),
+        pytest.param("HTTP/1.1", ["Host: localhost.evil.example"], id="loopback prefix"),
+        pytest.param("HTTP/1.1", ["Host: 127.0.0.1.nip.io:{port}"], id="loopback address in a foreign name"),
+        pytest.param("HTTP/1.1", [LOCAL, "X-Forwarded-For: 203.0.113.7"], id="X-Forwarded-For"),
+        pytest.param("HTTP/1.1", [LOCAL, "X-Forwarded-Host: evil.example"], id="X-Forwarded-Host"),
+        pytest.param("HTTP/1.1", [LOCAL, "Forwarded: for=203.0.113.7;host=evil.example"], id="Forwarded"),
+        pytest.param("HTTP/1.1", [LOCAL, "Via: 1.1 proxy.example"], id="Via"),
+        pytest.param("HTTP/1.1", [LOCAL, "Origin: http://evil.example"], id="cross-site Origin"),
+        pytest.param("HTTP/1.1", [LOCAL, "Origin: http://localhost:3000"], id="another loopback page"),
+        pytest.param("HTTP/1.1", [LOCAL, "Origin: null"], id="opaque Origin"),
+        pytest.param("HTTP/1.1", [LOCAL, "Sec-Fetch-Site: cross-site"], id="Sec-Fetch-Site cross-site"),
+        pytest.param("HTTP/1.1", [LOCAL, "Sec-Fetch-Site: same-site"], id="Sec-Fetch-Site same-site"),
+    ],
+)
+def test_dev_tokens_are_refused_to_anything_but_the_page_on_loopback(
+    dev_server: ServerProcess, version: str, headers: list[str]
+) -> None:
+    """A request that did not come straight from the dashboard's own origin gets no token."""
+    status, body = raw_post(dev_server.port, version, [h.format(port=dev_server.port) for h in headers], ASK)
+    assert (status, JWT in body) == (403, False), body
+
+
+@pytest.mark.parametrize(
+    ("version", "headers"),
+    [
+        pytest.param("HTTP/1.1", [LOCAL, "Origin: http://localhost:{port}", "Sec-Fetch-Site: same-origin"], id="page"),
+        pytest.param("HTTP/1.1", ["Host: 127.0.0.1:{port}"], id="127.0.0.1"),
+        pytest.param("HTTP/1.1", ["Host: [::1]:{port}", "Origin: http://[::1]:{port}"], id="[::1]"),
+        pytest.param("HTTP/1.0", ["Host: LOCALHOST"], id="HTTP/1.0 with Host, any case, no port"),
+    ],
+)
+def test_dev_tokens_are_minted_for_a_strict_loopback_host_and_the_same_origin(
+    dev_server: ServerProcess, version: str, headers: list[str]
+) -> None:
+    status, body = raw_post(dev_server.port, version, [h.format(port=dev_server.port) for h in headers], ASK)
+    assert status == 200, body
+    verifier = TokenVerifier(Settings(jwt_secret=TEST_SECRET), TEST_SECRET)
+    assert verifier.verify(json.loads(body)["serviceToken"]).is_service

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -32,6 +33,10 @@ DEV_TOKEN_TTL = timedelta(hours=12)
 DEV_SERVICE_SUBJECT = "dashboard"
 _NO_CACHE = {"Cache-Control": "no-cache"}
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+# The Host a browser sends for a page it opened on this machine: nothing else, and only a port that can exist.
+_LOOPBACK_HOST = re.compile(r"(?:localhost|127\.0\.0\.1|\[::1\])(?::(\d{1,5}))?")
+# Set by whatever relays a request: a reverse proxy on this host would otherwise make any client look local.
+_FORWARDING_HEADERS = ("forwarded", "via", "x-real-ip")
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -74,6 +79,28 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def dev_token_refusal(request: Request) -> str | None:
+    """Why a dev-token request is not the dashboard's own, straight from a loopback page; None when it is.
+
+    Decided from the raw headers: Starlette's `request.url` falls back to the bind address when Host is missing or
+    unparsable, which is exactly the request to refuse.
+    """
+    headers = request.headers
+    hosts = headers.getlist("host")
+    match = _LOOPBACK_HOST.fullmatch(hosts[0].lower()) if len(hosts) == 1 else None
+    if match is None or not 0 < int(match.group(1) or 80) <= 65535:
+        return "dev tokens are only minted for a loopback Host"
+    if any(name in _FORWARDING_HEADERS or name.startswith("x-forwarded-") for name in headers):
+        return "dev tokens are not minted through a proxy"
+    # Browsers send both on a fetch: the page's own origin, or a request from another site or page.
+    origin = headers.get("origin")
+    if origin is not None and origin.lower() != f"{request.scope['scheme']}://{match.group(0)}":
+        return "dev tokens are only minted for the dashboard's own origin"
+    if headers.get("sec-fetch-site", "same-origin") != "same-origin":
+        return "dev tokens are only minted for the dashboard's own origin"
+    return None
 
 
 class DevTokenRequest(BaseModel):
@@ -129,8 +156,6 @@ def mount(app: FastAPI, services: Services) -> None:
     settings = services.settings
     dist = build_dir(settings)
     dev_tokens = dev_tokens_enabled(settings)
-    # Enabled by default only on loopback: also refuse a Host that is not loopback (DNS rebinding).
-    check_host = settings.dev_tokens is None
     if dev_tokens:
         # Anyone who reaches /dashboard/dev-token gets a service token: fine on loopback, worth a warning elsewhere.
         log = logger.info if _is_loopback(settings.host) else logger.warning
@@ -159,8 +184,9 @@ def mount(app: FastAPI, services: Services) -> None:
     async def dev_token(body: DevTokenRequest, request: Request) -> DevTokens:
         if not dev_tokens:
             raise HTTPException(status_code=404)
-        if check_host and not _is_loopback((request.url.hostname or "").lower()):
-            raise HTTPException(status_code=403, detail="dev tokens are only minted for a loopback Host")
+        refusal = dev_token_refusal(request)
+        if refusal is not None:
+            raise HTTPException(status_code=403, detail=refusal)
         user = body.user.strip()
         if not user:
             raise HTTPException(status_code=422, detail="pick a user name")
