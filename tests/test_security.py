@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -294,13 +295,14 @@ async def test_operations_per_connection_are_bounded_with_the_limit_named(server
 
 # -- dev tokens: the dashboard's sign-in, asked for as an attacker would ------------------------------------------
 
+DEV_CODE = "sign-in-code-for-the-test-suite-0123"
 DEV_TOKEN_PATH = "/dashboard/dev-token"
 
 
 @pytest.fixture(scope="module", params=["loopback default", "TIDINGS_DEV_TOKENS=true"])
 def dev_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server that mints dev tokens: by default (embedded, loopback) and with the setting explicit."""
-    env = {}
+    env = {"TIDINGS_DEV_SIGN_IN_CODE": DEV_CODE}
     if request.param == "TIDINGS_DEV_TOKENS=true":
         env["TIDINGS_DEV_TOKENS"] = "true"
     server = ServerProcess(tmp_path_factory.mktemp("dev-tokens"), env).start()
@@ -322,7 +324,7 @@ def raw_post(port: int, version: str, headers: list[str], body: dict[str, Any]) 
     return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
 
 
-ASK = {"user": "victim"}
+ASK = {"user": "victim", "code": DEV_CODE, "service": True}
 LOCAL = "Host: localhost:{port}"
 JWT = b"eyJ"  # how every token's header begins
 
@@ -353,7 +355,7 @@ JWT = b"eyJ"  # how every token's header begins
 def test_dev_tokens_are_refused_to_anything_but_the_page_on_loopback(
     dev_server: ServerProcess, version: str, headers: list[str]
 ) -> None:
-    """A request that did not come straight from the dashboard's own origin gets no token."""
+    """Even with the sign-in code: a request that did not come straight from the dashboard's own origin gets none."""
     status, body = raw_post(dev_server.port, version, [h.format(port=dev_server.port) for h in headers], ASK)
     assert (status, JWT in body) == (403, False), body
 
@@ -374,3 +376,29 @@ def test_dev_tokens_are_minted_for_a_strict_loopback_host_and_the_same_origin(
     assert status == 200, body
     verifier = TokenVerifier(Settings(jwt_secret=TEST_SECRET), TEST_SECRET)
     assert verifier.verify(json.loads(body)["serviceToken"]).is_service
+
+
+async def test_dev_tokens_need_the_sign_in_code(dev_server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=dev_server.url) as client:
+        missing = await client.post(DEV_TOKEN_PATH, json={"user": "victim"})
+        wrong = await client.post(DEV_TOKEN_PATH, json={"user": "victim", "code": DEV_CODE[:-1] + "x"})
+        right = await client.post(DEV_TOKEN_PATH, json={"user": "victim", "code": DEV_CODE})
+    assert (missing.status_code, wrong.status_code, right.status_code) == (403, 403, 200), (missing.text, wrong.text)
+    assert JWT.decode() not in missing.text + wrong.text
+    assert right.json()["serviceToken"] is None, "a service token only when the page asks for one"
+
+
+async def test_serve_prints_a_new_sign_in_code_in_the_dashboard_link(embedded_server: ServerProcess) -> None:
+    """`tidings serve` with no configuration: the link it prints is the way in, and nothing else is."""
+    link = urlsplit(embedded_server.printed_dashboard_link())
+    code = parse_qs(link.fragment)["code"][0]  # a fragment: never sent to the server, never in an access log
+    assert (link.scheme, link.netloc, link.path) == ("http", f"127.0.0.1:{embedded_server.port}", "/")
+    assert len(code) >= 22, "at least 128 bits"
+    async with httpx.AsyncClient(base_url=embedded_server.url) as client:
+        signed_in = await client.post(DEV_TOKEN_PATH, json={"user": "alice", "code": code})
+        guessed = await client.post(DEV_TOKEN_PATH, json={"user": "alice", "code": DEV_CODE})
+    assert signed_in.status_code == 200 and guessed.status_code == 403
+
+
+def test_no_sign_in_code_where_dev_tokens_are_off(scaled_server: ServerProcess) -> None:
+    assert "#code=" not in scaled_server.log()
