@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -101,6 +102,12 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def printed_dashboard_link(self) -> str:
+        """The dashboard link `tidings serve` printed at its latest start, as a user would copy it."""
+        links = re.findall(r"dashboard at (\S+)", self.log())
+        assert links, f"tidings serve printed no dashboard link:\n{self.log()}"
+        return links[-1]
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,12 @@ def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
 
 
 def browser_env(server: ServerProcess, user: str) -> dict[str, str]:
-    return {**node_env(server, user), "TIDINGS_CHROMIUM": str(CHROMIUM), "TIDINGS_ARTIFACTS": str(ARTIFACTS)}
+    return {
+        **node_env(server, user),
+        "TIDINGS_DASHBOARD_LINK": server.printed_dashboard_link(),  # as a user opens it from the terminal
+        "TIDINGS_CHROMIUM": str(CHROMIUM),
+        "TIDINGS_ARTIFACTS": str(ARTIFACTS),
+    }
 
 
 def test_two_devices_see_the_notification_and_the_read_and_graphiql_streams_events(

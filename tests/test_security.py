@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -16,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests._client import EVENTS, WSClient, create, error_codes, gql, token
-from tests._server import ServerProcess
+from tests._server import TEST_SECRET, ServerProcess
 from tidings.auth import Identity, InvalidToken, Role, TokenVerifier
 from tidings.config import Settings
 from tidings.errors import UserError
@@ -289,3 +291,114 @@ async def test_operations_per_connection_are_bounded_with_the_limit_named(server
         assert message["type"] == "error" and message["id"] == refused, message
         assert message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
         assert "TIDINGS_MAX_OPERATIONS_PER_CONNECTION" in message["payload"][0]["message"]
+
+
+# -- dev tokens: the dashboard's sign-in, asked for as an attacker would ------------------------------------------
+
+DEV_CODE = "sign-in-code-for-the-test-suite-0123"
+DEV_TOKEN_PATH = "/dashboard/dev-token"
+
+
+@pytest.fixture(scope="module", params=["loopback default", "TIDINGS_DEV_TOKENS=true"])
+def dev_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server that mints dev tokens: by default (embedded, loopback) and with the setting explicit."""
+    env = {"TIDINGS_DEV_SIGN_IN_CODE": DEV_CODE}
+    if request.param == "TIDINGS_DEV_TOKENS=true":
+        env["TIDINGS_DEV_TOKENS"] = "true"
+    server = ServerProcess(tmp_path_factory.mktemp("dev-tokens"), env).start()
+    yield server
+    server.stop()
+
+
+def raw_post(port: int, version: str, headers: list[str], body: dict[str, Any]) -> tuple[int, bytes]:
+    """POST /dashboard/dev-token exactly as written (no Host at all, broken Hosts), over a plain socket."""
+    payload = json.dumps(body).encode()
+    head = [f"POST {DEV_TOKEN_PATH} {version}", *headers, "Content-Type: application/json"]
+    head += [f"Content-Length: {len(payload)}", "Connection: close"]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall("\r\n".join(head).encode() + b"\r\n\r\n" + payload)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+ASK = {"user": "victim", "code": DEV_CODE, "service": True}
+LOCAL = "Host: localhost:{port}"
+JWT = b"eyJ"  # how every token's header begins
+
+
+@pytest.mark.parametrize(
+    ("version", "headers"),
+    [
+        pytest.param("HTTP/1.0", [], id="HTTP/1.0 without Host"),
+        pytest.param("HTTP/1.1", ["Host: evil.example"], id="foreign Host"),
+        pytest.param("HTTP/1.1", ["Host: evil.example:{port}"], id="foreign Host on our port (DNS rebinding)"),
+        pytest.param("HTTP/1.1", ["Host: evil.example:99999"], id="foreign Host with an invalid port"),
+        pytest.param("HTTP/1.1", ["Host: evil.example/x"], id="Host with a path"),
+        pytest.param("HTTP/1.1", ["Host: localhost:99999"], id="loopback Host with an invalid port"),
+        pytest.param("HTTP/1.1", [LOCAL, "Host: evil.example"], id="two Hosts"),
+        pytest.param("HTTP/1.1", ["Host: localhost.evil.example"], id="loopback prefix"),
+        pytest.param("HTTP/1.1", ["Host: 127.0.0.1.nip.io:{port}"], id="loopback address in a foreign name"),
+        pytest.param("HTTP/1.1", [LOCAL, "X-Forwarded-For: 203.0.113.7"], id="X-Forwarded-For"),
+        pytest.param("HTTP/1.1", [LOCAL, "X-Forwarded-Host: evil.example"], id="X-Forwarded-Host"),
+        pytest.param("HTTP/1.1", [LOCAL, "Forwarded: for=203.0.113.7;host=evil.example"], id="Forwarded"),
+        pytest.param("HTTP/1.1", [LOCAL, "Via: 1.1 proxy.example"], id="Via"),
+        pytest.param("HTTP/1.1", [LOCAL, "Origin: http://evil.example"], id="cross-site Origin"),
+        pytest.param("HTTP/1.1", [LOCAL, "Origin: http://localhost:3000"], id="another loopback page"),
+        pytest.param("HTTP/1.1", [LOCAL, "Origin: null"], id="opaque Origin"),
+        pytest.param("HTTP/1.1", [LOCAL, "Sec-Fetch-Site: cross-site"], id="Sec-Fetch-Site cross-site"),
+        pytest.param("HTTP/1.1", [LOCAL, "Sec-Fetch-Site: same-site"], id="Sec-Fetch-Site same-site"),
+    ],
+)
+def test_dev_tokens_are_refused_to_anything_but_the_page_on_loopback(
+    dev_server: ServerProcess, version: str, headers: list[str]
+) -> None:
+    """Even with the sign-in code: a request that did not come straight from the dashboard's own origin gets none."""
+    status, body = raw_post(dev_server.port, version, [h.format(port=dev_server.port) for h in headers], ASK)
+    assert (status, JWT in body) == (403, False), body
+
+
+@pytest.mark.parametrize(
+    ("version", "headers"),
+    [
+        pytest.param("HTTP/1.1", [LOCAL, "Origin: http://localhost:{port}", "Sec-Fetch-Site: same-origin"], id="page"),
+        pytest.param("HTTP/1.1", ["Host: 127.0.0.1:{port}"], id="127.0.0.1"),
+        pytest.param("HTTP/1.1", ["Host: [::1]:{port}", "Origin: http://[::1]:{port}"], id="[::1]"),
+        pytest.param("HTTP/1.0", ["Host: LOCALHOST"], id="HTTP/1.0 with Host, any case, no port"),
+    ],
+)
+def test_dev_tokens_are_minted_for_a_strict_loopback_host_and_the_same_origin(
+    dev_server: ServerProcess, version: str, headers: list[str]
+) -> None:
+    status, body = raw_post(dev_server.port, version, [h.format(port=dev_server.port) for h in headers], ASK)
+    assert status == 200, body
+    verifier = TokenVerifier(Settings(jwt_secret=TEST_SECRET), TEST_SECRET)
+    assert verifier.verify(json.loads(body)["serviceToken"]).is_service
+
+
+async def test_dev_tokens_need_the_sign_in_code(dev_server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=dev_server.url) as client:
+        missing = await client.post(DEV_TOKEN_PATH, json={"user": "victim"})
+        wrong = await client.post(DEV_TOKEN_PATH, json={"user": "victim", "code": DEV_CODE[:-1] + "x"})
+        right = await client.post(DEV_TOKEN_PATH, json={"user": "victim", "code": DEV_CODE})
+    assert (missing.status_code, wrong.status_code, right.status_code) == (403, 403, 200), (missing.text, wrong.text)
+    assert JWT.decode() not in missing.text + wrong.text
+    assert right.json()["serviceToken"] is None, "a service token only when the page asks for one"
+
+
+async def test_serve_prints_a_new_sign_in_code_in_the_dashboard_link(embedded_server: ServerProcess) -> None:
+    """`tidings serve` with no configuration: the link it prints is the way in, and nothing else is."""
+    link = urlsplit(embedded_server.printed_dashboard_link())
+    code = parse_qs(link.fragment)["code"][0]  # a fragment: never sent to the server, never in an access log
+    assert (link.scheme, link.netloc, link.path) == ("http", f"127.0.0.1:{embedded_server.port}", "/")
+    assert len(code) >= 22, "at least 128 bits"
+    async with httpx.AsyncClient(base_url=embedded_server.url) as client:
+        signed_in = await client.post(DEV_TOKEN_PATH, json={"user": "alice", "code": code})
+        guessed = await client.post(DEV_TOKEN_PATH, json={"user": "alice", "code": DEV_CODE})
+    assert signed_in.status_code == 200 and guessed.status_code == 403
+
+
+def test_no_sign_in_code_where_dev_tokens_are_off(scaled_server: ServerProcess) -> None:
+    assert "#code=" not in scaled_server.log()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import httpx
@@ -11,10 +13,11 @@ from tests._server import TEST_SECRET
 from tidings.app import create_app
 from tidings.auth import Role, TokenVerifier
 from tidings.config import Settings
-from tidings.web import dev_tokens_enabled, strawberry_ide
+from tidings.web import dashboard_link, dev_tokens_enabled, strawberry_ide
 
 GRAPHIQL_HTML = "<!doctype html><title>tidings · GraphiQL</title>"
 DASHBOARD_HTML = "<!doctype html><title>tidings · inbox</title>"
+CODE = "sign-in-code-for-the-test-suite-0123"
 
 
 @pytest.fixture
@@ -98,29 +101,64 @@ def test_dev_tokens_are_on_by_default_only_for_the_embedded_default_on_loopback(
     assert dev_tokens_enabled(settings(tmp_path, **overrides)) is enabled
 
 
-async def test_dev_token_endpoint_mints_a_user_and_a_service_token(tmp_path: Path) -> None:
-    config = settings(tmp_path)
+async def test_dev_token_endpoint_mints_a_service_token_only_when_the_page_asks(tmp_path: Path) -> None:
+    config = settings(tmp_path, dev_sign_in_code=CODE)
     async with client(config) as http:
         assert (await http.get("/dashboard/config")).json() == {"devTokens": True, "graphiql": True}
-        response = await http.post("/dashboard/dev-token", json={"user": "  alice "})
-    assert response.status_code == 200
-    body = response.json()
+        user_only = await http.post("/dashboard/dev-token", json={"user": "  alice ", "code": CODE})
+        with_service = await http.post("/dashboard/dev-token", json={"user": "alice", "code": CODE, "service": True})
+    assert user_only.status_code == 200 and with_service.status_code == 200
     verifier = TokenVerifier(config, TEST_SECRET)
-    assert body["user"] == "alice"
+    body = user_only.json()
+    assert body["user"] == "alice" and body["serviceToken"] is None
     assert verifier.verify(body["token"]).subject == "alice"
     assert verifier.verify(body["token"]).role is Role.USER
-    assert verifier.verify(body["serviceToken"]).role is Role.SERVICE
+    assert verifier.verify(with_service.json()["serviceToken"]).role is Role.SERVICE
 
 
-async def test_dev_token_endpoint_refuses_a_host_that_is_not_loopback(tmp_path: Path) -> None:
-    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not get tokens."""
-    async with client(settings(tmp_path)) as http:
-        response = await http.post("/dashboard/dev-token", json={"user": "alice"}, headers={"host": "evil.example"})
-        form = await http.post("/dashboard/dev-token", data={"user": "alice"})  # a cross-site form post
-        blank = await http.post("/dashboard/dev-token", json={"user": "   "})
-    assert response.status_code == 403
+async def test_dev_token_endpoint_refuses_a_foreign_host_a_wrong_code_and_a_form(tmp_path: Path) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not get tokens (tests/test_security.py)."""
+    async with client(settings(tmp_path, dev_sign_in_code=CODE)) as http:
+        ask = {"user": "alice", "code": CODE}
+        foreign = await http.post("/dashboard/dev-token", json=ask, headers={"host": "evil.example"})
+        wrong = await http.post("/dashboard/dev-token", json={**ask, "code": "x" * len(CODE)})
+        form = await http.post("/dashboard/dev-token", data=ask)  # a cross-site form post
+        blank = await http.post("/dashboard/dev-token", json={**ask, "user": "   "})
+    assert foreign.status_code == 403 and wrong.status_code == 403
+    assert "sign-in code" in wrong.json()["detail"]
     assert form.status_code == 422
     assert blank.status_code == 422
+
+
+async def test_an_app_built_without_a_sign_in_code_makes_one_and_logs_the_link(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outside `tidings serve` (uvicorn --factory, tests): the code is this process's own, and the log says it."""
+    with caplog.at_level(logging.WARNING, logger="tidings"):
+        app = create_app(settings(tmp_path))
+    logged = re.search(r"sign in at http://127\.0\.0\.1:8000/#code=(\S+)", caplog.text)
+    assert logged is not None, caplog.text
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http:
+        response = await http.post("/dashboard/dev-token", json={"user": "alice", "code": logged.group(1)})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "link"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000/#code=c"),
+        ("0.0.0.0", "http://127.0.0.1:8000/#code=c"),  # a browser here reaches a wildcard bind on loopback
+        ("::1", "http://[::1]:8000/#code=c"),
+        ("::", "http://[::1]:8000/#code=c"),
+    ],
+)
+def test_the_dashboard_link_is_one_a_browser_on_this_machine_opens(tmp_path: Path, host: str, link: str) -> None:
+    assert dashboard_link(settings(tmp_path, host=host), "c") == link
+
+
+def test_a_pinned_sign_in_code_must_be_long(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        settings(tmp_path, dev_sign_in_code="1234")
 
 
 async def test_dev_token_endpoint_does_not_exist_when_disabled(tmp_path: Path) -> None:

@@ -30,12 +30,18 @@ def parse_ttl(text: str) -> timedelta:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from tidings import web
+
     # The app factory reads settings from the environment, in every worker process alike.
     for name in ("host", "port", "workers"):
         value = getattr(args, name)
         if value is not None:
             os.environ[f"TIDINGS_{name.upper()}"] = str(value)
     settings = Settings()
+    if web.dev_tokens_enabled(settings) and settings.dev_sign_in_code is None:
+        # One code for every worker, new at every start: only whoever reads this terminal opens the dashboard.
+        os.environ["TIDINGS_DEV_SIGN_IN_CODE"] = web.new_sign_in_code()
+        settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.workers > 1 and settings.broadcast_url.startswith("memory://"):
         logger.warning(
@@ -45,8 +51,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
     if settings.workers > 1 and settings.should_migrate_on_start:
         asyncio.run(_migrate(settings))  # once, before the workers start
-    url = f"http://{settings.host}:{settings.port}"
-    print(f"tidings: dashboard at {url}/  GraphiQL at {url}/graphql", file=sys.stderr)
+    code = settings.dev_sign_in_code if web.dev_tokens_enabled(settings) else None
+    link, url = web.dashboard_link(settings, code), web.local_url(settings)
+    print(f"tidings: dashboard at {link}  GraphiQL at {url}/graphql", file=sys.stderr)
     print("tidings: mint a token with `.venv/bin/tidings token alice` (add --service for a backend)", file=sys.stderr)
     uvicorn.run(
         "tidings.app:create_app",

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # Mint tokens for the dashboard's sign-in at POST /dashboard/dev-token; unset: on for the embedded default on
     # loopback only (tidings.web.dev_tokens_enabled).
     dev_tokens: bool | None = None
+    # What that sign-in must show; unset: `tidings serve` makes a new one at every start and prints it in the link.
+    dev_sign_in_code: Annotated[str, Field(min_length=16, max_length=200)] | None = Field(default=None, repr=False)
     web_dir: Path | None = None  # the built dashboard and GraphiQL; unset: web/dist of the source tree
 
     host: str = "127.0.0.1"

@@ -3,12 +3,18 @@
 The pages are built from `web/` by `make serve` (Vite) into `web/dist`, or into `TIDINGS_WEB_DIR`. Without a build
 the API is unchanged: `/` explains how to build the pages, and browsers at `/graphql` get Strawberry's own GraphiQL,
 which needs internet access for its CDN.
+
+Dev tokens let the dashboard sign in any user name, so they are minted only for the page itself, opened from the
+link `tidings serve` prints: that link carries a sign-in code (new at every start unless TIDINGS_DEV_SIGN_IN_CODE
+pins one), and the request must come straight from a loopback origin (no proxy, no other site, no other page).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import re
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -32,6 +38,11 @@ DEV_TOKEN_TTL = timedelta(hours=12)
 DEV_SERVICE_SUBJECT = "dashboard"
 _NO_CACHE = {"Cache-Control": "no-cache"}
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+SIGN_IN_CODE_BYTES = 24
+# The Host a browser sends for a page it opened on this machine: nothing else, and only a port that can exist.
+_LOOPBACK_HOST = re.compile(r"(?:localhost|127\.0\.0\.1|\[::1\])(?::(\d{1,5}))?")
+# Set by whatever relays a request: a reverse proxy on this host would otherwise make any client look local.
+_FORWARDING_HEADERS = ("forwarded", "via", "x-real-ip")
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -76,14 +87,54 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def new_sign_in_code() -> str:
+    return secrets.token_urlsafe(SIGN_IN_CODE_BYTES)
+
+
+def local_url(settings: Settings) -> str:
+    """The server's address for a browser on this machine (a wildcard bind is reached on loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+
+
+def dashboard_link(settings: Settings, sign_in_code: str | None) -> str:
+    """The dashboard's address, with the sign-in code in the fragment: browsers never send it, servers never log it."""
+    url = f"{local_url(settings)}/"
+    return f"{url}#code={sign_in_code}" if sign_in_code else url
+
+
+def dev_token_refusal(request: Request) -> str | None:
+    """Why a dev-token request is not the dashboard's own, straight from a loopback page; None when it is.
+
+    Decided from the raw headers: Starlette's `request.url` falls back to the bind address when Host is missing or
+    unparsable, which is exactly the request to refuse.
+    """
+    headers = request.headers
+    hosts = headers.getlist("host")
+    match = _LOOPBACK_HOST.fullmatch(hosts[0].lower()) if len(hosts) == 1 else None
+    if match is None or not 0 < int(match.group(1) or 80) <= 65535:
+        return "dev tokens are only minted for a loopback Host"
+    if any(name in _FORWARDING_HEADERS or name.startswith("x-forwarded-") for name in headers):
+        return "dev tokens are not minted through a proxy"
+    # Browsers send both on a fetch: the page's own origin, or a request from another site or page.
+    origin = headers.get("origin")
+    if origin is not None and origin.lower() != f"{request.scope['scheme']}://{match.group(0)}":
+        return "dev tokens are only minted for the dashboard's own origin"
+    if headers.get("sec-fetch-site", "same-origin") != "same-origin":
+        return "dev tokens are only minted for the dashboard's own origin"
+    return None
+
+
 class DevTokenRequest(BaseModel):
     user: Annotated[str, Field(min_length=1, max_length=200)]
+    code: Annotated[str, Field(max_length=200)] = ""
+    service: bool = False
 
 
 class DevTokens(BaseModel):
     user: str
     token: str
-    serviceToken: str  # camelCase: the JSON the page reads
+    serviceToken: str | None  # camelCase: the JSON the page reads; only when the page asked for one
 
 
 class DashboardConfig(BaseModel):
@@ -129,12 +180,16 @@ def mount(app: FastAPI, services: Services) -> None:
     settings = services.settings
     dist = build_dir(settings)
     dev_tokens = dev_tokens_enabled(settings)
-    # Enabled by default only on loopback: also refuse a Host that is not loopback (DNS rebinding).
-    check_host = settings.dev_tokens is None
+    sign_in_code: str | None = None
     if dev_tokens:
-        # Anyone who reaches /dashboard/dev-token gets a service token: fine on loopback, worth a warning elsewhere.
+        # Whoever has the code may act for any user: fine on loopback, worth a warning where others may reach it.
         log = logger.info if _is_loopback(settings.host) else logger.warning
         log("dev tokens on: the dashboard signs in any user name (TIDINGS_DEV_TOKENS=false turns this off)")
+        sign_in_code = settings.dev_sign_in_code
+        if sign_in_code is None:
+            # Built outside `tidings serve` (which makes one code for all its workers): this process makes its own.
+            sign_in_code = new_sign_in_code()
+            logger.warning("dev tokens: sign in at %s", dashboard_link(settings, sign_in_code))
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
@@ -157,19 +212,19 @@ def mount(app: FastAPI, services: Services) -> None:
 
     @router.post("/dashboard/dev-token")
     async def dev_token(body: DevTokenRequest, request: Request) -> DevTokens:
-        if not dev_tokens:
+        if sign_in_code is None:  # dev tokens off
             raise HTTPException(status_code=404)
-        if check_host and not _is_loopback((request.url.hostname or "").lower()):
-            raise HTTPException(status_code=403, detail="dev tokens are only minted for a loopback Host")
+        refusal = dev_token_refusal(request)
+        if refusal is not None:
+            raise HTTPException(status_code=403, detail=refusal)
+        if not secrets.compare_digest(body.code.encode(), sign_in_code.encode()):
+            raise HTTPException(status_code=403, detail="wrong sign-in code: open the link `tidings serve` printed")
         user = body.user.strip()
         if not user:
             raise HTTPException(status_code=422, detail="pick a user name")
         verifier = services.verifier
-        return DevTokens(
-            user=user,
-            token=verifier.mint(user, ttl=DEV_TOKEN_TTL),
-            serviceToken=verifier.mint(DEV_SERVICE_SUBJECT, service=True, ttl=DEV_TOKEN_TTL),
-        )
+        service = verifier.mint(DEV_SERVICE_SUBJECT, service=True, ttl=DEV_TOKEN_TTL) if body.service else None
+        return DevTokens(user=user, token=verifier.mint(user, ttl=DEV_TOKEN_TTL), serviceToken=service)
 
     app.include_router(router)
     app.mount("/assets", ImmutableAssets(directory=dist / "assets", check_dir=False), name="assets")

@@ -26,6 +26,6 @@ export default defineConfig({
   },
   server: {
     // `npm run dev`: the API of a `make serve` on the default port.
-    proxy: { "/graphql": { target: "http://127.0.0.1:8000", ws: true }, "/dev": "http://127.0.0.1:8000" },
+    proxy: { "/graphql": { target: "http://127.0.0.1:8000", ws: true }, "/dashboard": "http://127.0.0.1:8000" },
   },
 });

@@ -44,11 +44,13 @@ async function device(viewport = { width: 1280, height: 800 }) {
   return { context, page };
 }
 
+/** Open the link `tidings serve` printed (it holds the sign-in code), then pick a name. */
 async function signInWithName(page, user) {
-  await page.goto("/");
+  await page.goto(server.dashboardLink);
   await page.getByLabel("User name").fill(user);
   await page.getByRole("button", { name: "Sign in" }).click();
   await live(page);
+  assert.equal(new URL(page.url()).hash, "", "the sign-in code is taken out of the address bar");
 }
 
 async function signInWithToken(page, token) {
@@ -86,7 +88,16 @@ test("two devices of one user: a notification appears on both; read on one drops
   const laptop = await device();
   const phone = await device({ width: 390, height: 844 });
   await signInWithName(laptop.page, user);
-  await signInWithName(phone.page, user);
+  // Without the printed link, the page asks for the sign-in code, and the server refuses a wrong one.
+  await phone.page.goto("/");
+  await phone.page.getByLabel("User name").fill(user);
+  await phone.page.getByLabel("Sign-in code").fill("not-the-code-0123456789");
+  await phone.page.getByRole("button", { name: "Sign in" }).click();
+  await phone.page.getByRole("alert").filter({ hasText: "wrong sign-in code" }).waitFor(WAIT);
+  const refused = problems.findIndex((problem) => problem.endsWith("status of 403 (Forbidden)"));
+  assert.notEqual(refused, -1, "Chromium reports the refused request");
+  problems.splice(refused, 1);
+  await signInWithName(phone.page, user); // the link, in the tab already open: only its fragment changes
   await bell(laptop.page, 0).waitFor(WAIT);
 
   await createNotification("Deploy finished", { userId: user, type: "SUCCESS", message: "v2.4.1 is live on prod" });
@@ -125,6 +136,13 @@ test("two devices of one user: a notification appears on both; read on one drops
   assert.match(text, /"kind":\s"CREATED"/);
   assert.match(text, /"unreadCount":\s2/);
   await screenshot(graphiql, "graphiql.png");
+
+  // The send panel: the page asks for a service token only now, and the other device sees what it sent.
+  assert.ok(await laptop.page.getByLabel("Service token").isHidden());
+  await laptop.page.getByLabel("Title").fill("Sent from the panel");
+  await laptop.page.getByRole("button", { name: "Send notification" }).click();
+  await laptop.page.getByText("Sent ✓").waitFor(WAIT);
+  await item(phone.page, "Sent from the panel").waitFor(WAIT);
 
   await laptop.context.close();
   await phone.context.close();

@@ -12,14 +12,18 @@ import {
 
 import createNotification from "../../graphql/operations/CreateNotification.graphql?raw";
 import {
+  DevTokensRefused,
   type Session,
   claims,
   clearSession,
   dashboardConfig,
   expiresSoon,
+  forgetSignInCode,
   loadSession,
   mintDevTokens,
+  rememberSignInCode,
   saveSession,
+  takeSignInCode,
 } from "./session";
 import { fullTime, relativeTime } from "./time";
 
@@ -51,6 +55,8 @@ const ui = {
   signIn: $("sign-in"),
   devSignIn: $<HTMLFormElement>("dev-sign-in"),
   devUser: $<HTMLInputElement>("dev-user"),
+  devCodeField: $("dev-code-field"),
+  devCode: $<HTMLInputElement>("dev-code"),
   signInOr: $("sign-in-or"),
   tokenSignIn: $<HTMLFormElement>("token-sign-in"),
   token: $<HTMLTextAreaElement>("token"),
@@ -82,6 +88,8 @@ const inbox = {
 
 let session: Session | null = null;
 let client: TidingsClient | null = null;
+/** What the development endpoint wants with every request: from the printed link, or typed in once. */
+let signInCode: string | null = null;
 
 // ---- rendering -------------------------------------------------------------------------------------------------
 
@@ -243,13 +251,48 @@ function report(error: unknown): void {
 
 // ---- sign-in and the connection ----------------------------------------------------------------------------------
 
+/** Ask for the sign-in code only while the page has none that works. */
+function askForCode(ask: boolean): void {
+  ui.devCodeField.hidden = !ask;
+  ui.devCode.required = ask;
+}
+
+/** Mint with the code the page has; a refused code (the server restarted) is forgotten, and asked for again. */
+async function devTokens(user: string, service = false): Promise<Session> {
+  try {
+    return await mintDevTokens(user, signInCode ?? "", { service });
+  } catch (error) {
+    if (error instanceof DevTokensRefused && error.status === 403) {
+      signInCode = null;
+      forgetSignInCode();
+      askForCode(true);
+    }
+    throw error;
+  }
+}
+
 async function getToken(): Promise<string> {
   if (!session) throw new Error("signed out");
   if (session.dev && expiresSoon(session.token)) {
-    session = await mintDevTokens(session.user);
+    const { user, token } = await devTokens(session.user).catch((error: unknown) => {
+      void signOut(error);
+      throw error;
+    });
+    session = { ...session, user, token };
     saveSession(session);
   }
   return session.token;
+}
+
+/** The send panel's token: a dev session mints one the first time it sends (and when it expires). */
+async function serviceToken(): Promise<string> {
+  if (!session?.dev) return session?.serviceToken ?? ui.serviceToken.value.trim();
+  if (!session.serviceToken || expiresSoon(session.serviceToken)) {
+    const minted = await devTokens(session.user, true);
+    session = { ...session, serviceToken: minted.serviceToken };
+    saveSession(session);
+  }
+  return session.serviceToken ?? "";
 }
 
 async function open(next: Session): Promise<void> {
@@ -281,7 +324,7 @@ async function open(next: Session): Promise<void> {
 
   ui.accountName.textContent = next.user;
   ui.sendUser.value = next.user;
-  ui.serviceTokenField.hidden = next.serviceToken !== null;
+  ui.serviceTokenField.hidden = next.dev || next.serviceToken !== null;
   show("workspace");
 }
 
@@ -305,12 +348,11 @@ function show(view: "sign-in" | "workspace"): void {
 }
 
 async function send(): Promise<void> {
-  const serviceToken = session?.serviceToken ?? ui.serviceToken.value.trim();
   const type = new FormData(ui.sendForm).get("type");
   ui.sendStatus.textContent = "Sending…";
   const response = await fetch(GRAPHQL_URL, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${serviceToken}` },
+    headers: { "content-type": "application/json", authorization: `Bearer ${await serviceToken()}` },
     body: JSON.stringify({
       query: createNotification,
       variables: {
@@ -331,10 +373,25 @@ async function main(): Promise<void> {
   renderConnection("stopped");
   const config = await dashboardConfig();
   ui.devSignIn.hidden = ui.signInOr.hidden = !config.devTokens;
+  signInCode = takeSignInCode();
+  askForCode(signInCode === null);
+  // The printed link opened in a tab already on the page: only the fragment changes, the page does not reload.
+  window.addEventListener("hashchange", () => {
+    signInCode = takeSignInCode() ?? signInCode;
+    askForCode(signInCode === null);
+  });
 
   ui.devSignIn.addEventListener("submit", (event) => {
     event.preventDefault();
-    mintDevTokens(ui.devUser.value.trim()).then(open, (error: unknown) => void signOut(error));
+    signInCode ??= ui.devCode.value.trim();
+    devTokens(ui.devUser.value.trim()).then(
+      (next) => {
+        if (signInCode) rememberSignInCode(signInCode);
+        askForCode(false);
+        return open(next);
+      },
+      (error: unknown) => void signOut(error),
+    );
   });
   ui.tokenSignIn.addEventListener("submit", (event) => {
     event.preventDefault();

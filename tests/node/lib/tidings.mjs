@@ -25,6 +25,10 @@ export const server = {
   get wsUrl() {
     return process.env.TIDINGS_WS_URL || `${env("TIDINGS_URL").replace(/^http/, "ws")}/graphql`;
   },
+  /** The dashboard link `tidings serve` printed, with its sign-in code (the browser tests). */
+  get dashboardLink() {
+    return env("TIDINGS_DASHBOARD_LINK");
+  },
   get user() {
     return env("TIDINGS_USER");
   },
