@@ -147,3 +147,21 @@ async def test_service_subscribes_for_a_named_user(server: ServerProcess, user: 
 def test_minted_tokens_carry_role_and_expiry() -> None:
     claims = jwt.decode(token("alice", service=True, ttl=timedelta(minutes=5)), TEST_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "alice" and claims["role"] == "service" and claims["exp"] - claims["iat"] == 300
+
+
+def test_a_cached_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified tokens are remembered; expiry (with the leeway) is checked on every use all the same."""
+    import time
+
+    from tidings import auth
+    from tidings.config import Settings
+
+    verifier = auth.TokenVerifier(Settings(jwt_secret=TEST_SECRET, jwt_leeway=0), TEST_SECRET)
+    short = verifier.mint("alice", ttl=timedelta(seconds=1))
+    assert verifier.verify(short).subject == "alice"
+    assert verifier.verify(short).subject == "alice"  # from the cache
+    time.sleep(1.1)
+    with pytest.raises(auth.InvalidToken):
+        verifier.verify(short)
+    with pytest.raises(auth.InvalidToken):
+        verifier.verify(short[:-4] + ("AAAA" if not short.endswith("AAAA") else "BBBB"))

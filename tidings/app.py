@@ -28,6 +28,7 @@ from tidings.config import Settings
 from tidings.context import Context, Services
 from tidings.delivery import Projections
 from tidings.feed import FeedHub
+from tidings.http import GraphQLOverHTTP
 from tidings.limits import BodySizeLimit, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.protocol import ConnectionSlots, TransportWSHandler
@@ -166,19 +167,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="tidings", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     web.mount(app, services)  # before the routes below: the dashboard is served at /
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
-    async def context_getter(connection: HTTPConnection) -> Context:
+    def http_context(authorization: str | None) -> Context:
         context = Context(services)
-        if connection.scope["type"] == "http":
-            try:
-                context.identity = services.verifier.verify_header(connection.headers.get("authorization"))
-            except InvalidToken:
-                pass  # resolvers answer UNAUTHENTICATED
+        try:
+            context.identity = services.verifier.verify_header(authorization)
+        except InvalidToken:
+            pass  # resolvers answer UNAUTHENTICATED
         return context
 
+    async def context_getter(connection: HTTPConnection) -> Context:
+        if connection.scope["type"] == "http":
+            return http_context(connection.headers.get("authorization"))
+        return Context(services)
+
+    schema = build_schema(settings)
+    if settings.http_fast_path:
+        app.add_middleware(
+            GraphQLOverHTTP,
+            schema=schema,
+            path=GRAPHQL_PATH,
+            context=lambda header: http_context(header.decode("latin-1") if header is not None else None),
+            answered=services.metrics.http_fast_path.inc,
+        )
     router = TidingsGraphQLRouter(
-        build_schema(settings),
+        schema,
         path=GRAPHQL_PATH,
         context_getter=context_getter,
         graphql_ide=web.strawberry_ide(settings),  # ours, from the local build, when it is built
@@ -192,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         projections=Projections(epoch=lambda: services.store.epoch) if settings.delivery_fast_path else None,
     )
     app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # outside the lane: bodies bounded first
     # The same origins for HTTP. Tokens travel in headers, never cookies: no credentials mode.
     app.add_middleware(
         CORSMiddleware,

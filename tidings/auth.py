@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,6 +20,7 @@ from tidings.errors import bad_input, forbidden
 SECRET_FILE_NAME = "jwt-secret"
 SERVICE_ROLE = "service"
 MAX_SUBJECT_LENGTH = 200
+VERIFIED_TOKENS_KEPT = 4096  # verified tokens remembered per process (a signature check costs more than a request)
 
 
 class Role(StrEnum):
@@ -92,6 +95,7 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway
         self._jwks: dict[str, Any] = {}
+        self._verified: OrderedDict[str, Identity] = OrderedDict()
         self._verify_key: Any = secret
         self._signing_key: Any = secret
         if settings.jwt_public_key_file is not None:
@@ -120,6 +124,24 @@ class TokenVerifier:
         return key.key
 
     def verify(self, token: str) -> Identity:
+        """The identity of a valid token; a token verified before is taken from a bounded cache until it expires.
+
+        Only tokens that passed every check are kept, keyed by their whole text, so a hit is the same token: what
+        could change since (time) is checked again, the expiry with the same leeway.
+        """
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at is not None and cached.expires_at.timestamp() + self._leeway > time.time():
+                self._verified.move_to_end(token)
+                return cached
+            del self._verified[token]
+        identity = self._verify(token)
+        self._verified[token] = identity
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return identity
+
+    def _verify(self, token: str) -> Identity:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -62,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        access_log=settings.access_log,
         ws="websockets-sansio",
         # A larger frame is refused with 1009 before it is buffered.
         ws_max_size=settings.max_request_bytes,

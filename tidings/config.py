@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     ws_compression: bool = False
     # notificationEvents documents of plain fields are answered by projecting the event (tidings.delivery).
     delivery_fast_path: bool = True
+    # JSON POSTs of known queries and mutations are answered without the web framework's routing (tidings.http).
+    http_fast_path: bool = True
 
     retention_days: Annotated[int, Field(ge=1)] = 30
     graphiql: bool = True
@@ -70,6 +72,7 @@ class Settings(BaseSettings):
     workers: Annotated[int, Field(ge=1)] = 1
     auto_migrate: bool | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False  # uvicorn's line per request: a cost on every mutation, off unless asked for
 
     connection_init_timeout: Annotated[float, Field(gt=0)] = 3.0
     keepalive_interval: Annotated[float, Field(gt=0)] = 15.0

@@ -29,6 +29,11 @@ class Metrics:
             ["path"],
             registry=self.registry,
         )
+        self.http_fast_path = Counter(
+            "tidings_http_fast_path_answers",
+            "JSON POSTs of known queries and mutations answered without the web framework (tidings.http)",
+            registry=self.registry,
+        )
         self.replays_in_flight = Gauge(
             "tidings_replays_in_flight", "database catch-up reads running now", registry=self.registry
         )

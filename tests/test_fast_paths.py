@@ -1,10 +1,11 @@
-"""The delivery fast path sends exactly what the standard path sends: the same `next` frames, byte for byte.
+"""The fast paths answer exactly what the standard paths answer: the same frames and responses, byte for byte.
 
 Two servers share one PostgreSQL database and one Redis channel prefix, so they see the same events with the same
-cursors: one projects events (the default), the other runs every delivery through graphql-core
-(`TIDINGS_DELIVERY_FAST_PATH=false`). The same documents (every subscription in `graphql/operations/`, the suite's
-own, and generated selections with aliases, `__typename`, literals and variables) are subscribed on both, the same
-events replayed and then delivered live, and every frame compared as text.
+cursors: one runs the fast paths (the default), the other runs every delivery through graphql-core and every request
+through FastAPI and Strawberry's view (`TIDINGS_DELIVERY_FAST_PATH=false`, `TIDINGS_HTTP_FAST_PATH=false`). The same
+subscription documents (every one in `graphql/operations/`, the suite's own, and generated selections with aliases,
+`__typename`, literals and variables) are subscribed on both, the same events replayed and then delivered live, and
+every frame compared as text; the same HTTP requests get the same status, media type and body.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -37,7 +39,8 @@ def both_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
     with PostgresDatabase() as database:
         env = {**scaled_env(database), "TIDINGS_MAX_OPERATIONS_PER_CONNECTION": "100"}
         projected = ServerProcess(workdir / "projected", env).start()
-        standard = ServerProcess(workdir / "standard", {**env, "TIDINGS_DELIVERY_FAST_PATH": "false"}).start()
+        standard_env = {**env, "TIDINGS_DELIVERY_FAST_PATH": "false", "TIDINGS_HTTP_FAST_PATH": "false"}
+        standard = ServerProcess(workdir / "standard", standard_env).start()
         try:
             yield projected, standard
         finally:
@@ -208,3 +211,61 @@ def test_generated_documents_cover_every_field() -> None:
     text = " ".join(document for document, _ in generated_documents(seed=20261201, count=24))
     for name in {*EVENT_FIELDS, *NOTIFICATION_FIELDS, "events: notificationEvents", '"AFTER"', "$after"}:
         assert name in text, name
+
+
+async def _post(server: ServerProcess, body: bytes, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        response = await client.post(server.graphql_url, content=body, headers=headers)
+    return response.status_code, response.headers.get("content-type"), response.content
+
+
+async def test_http_answers_are_the_same_bytes_on_both_paths(
+    both_paths: tuple[ServerProcess, ServerProcess], user: str
+) -> None:
+    """Queries and refusals, each asked twice: the first validates and caches the document, the second is the lane's."""
+    projected, standard = both_paths
+    created = await create(projected.graphql_url, user, "Grüße 🎉", data={"zz": 1, "a": [1, {"b": None}]})
+    other = f"{user}-other"
+    mark = "mutation($id: ID!) { markNotificationRead(id: $id) { id read readAt title } }"
+    operations = {path.stem: path.read_text() for path in OPERATIONS.glob("*.graphql")}
+    cases: list[tuple[str, dict[str, Any] | None, str | None, str | None]] = [
+        (operations["Notifications"], {"first": 5}, token(user), None),
+        (operations["UnreadCount"], {}, token(user), None),
+        ("{ notification(id: $id) { id } }", None, token(user), None),  # does not validate
+        ("query($id: ID!) { notification(id: $id) { id title data read sequence } }", {"id": created["id"]},
+         token(user), None),
+        (operations["UnreadCount"], {}, None, None),  # UNAUTHENTICATED
+        ("query($u: ID) { unreadCount(userId: $u) }", {"u": other}, token(user), None),  # FORBIDDEN
+        (operations["Notifications"], {"first": 0}, token(user), None),  # BAD_USER_INPUT
+        (operations["Notifications"], {"first": "many"}, token(user), None),  # variables do not coerce
+        (operations["UnreadCount"], {}, token(user), "NoSuchOperation"),
+        (mark, {"id": "not-an-id"}, token(user), None),
+        (mark, {"id": "00000000-0000-4000-8000-000000000000"}, token(user), None),  # NOT_FOUND
+        (operations["UnreadCount"], {}, token(user), None),
+    ]  # fmt: skip
+    accepts = [None, "application/json", "*/*", "application/graphql-response+json, application/json;q=0.9"]
+    answers: list[list[tuple[int, str | None, bytes]]] = [[], []]
+    for index, server in enumerate((projected, standard)):
+        for case_number, (query, variables, bearer, operation_name) in enumerate(cases):
+            payload: dict[str, Any] = {"query": query, "variables": variables}
+            if operation_name is not None:
+                payload["operationName"] = operation_name
+            headers = {"content-type": "application/json"}
+            if bearer is not None:
+                headers["authorization"] = f"Bearer {bearer}"
+            accept = accepts[case_number % len(accepts)]
+            if accept is not None:
+                headers["accept"] = accept
+            for _ in range(2):
+                answers[index].append(await _post(server, orjson.dumps(payload), headers))
+        for body in (b"{not json", b"[]", b'{"query": 5}'):  # not GraphQL requests: both paths refuse alike
+            answers[index].append(await _post(server, body, {"content-type": "application/json"}))
+    assert answers[0] == answers[1]
+    assert await _lane_answers(projected) > 0
+    assert await _lane_answers(standard) == 0
+
+
+async def _lane_answers(server: ServerProcess) -> float:
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        text = (await client.get(f"{server.url}/metrics")).text
+    return sum(float(value) for value in re.findall(r"^tidings_http_fast_path_answers_total ([0-9.e+]+)$", text, re.M))
