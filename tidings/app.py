@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.schema import BaseSchema
@@ -51,6 +53,7 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         self,
         schema: BaseSchema,
         *,
+        services: Services,
         max_connections_per_user: int,
         loopback_origins: bool,
         projections: Projections | None,
@@ -61,6 +64,7 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         # Per process, like everything the handler keeps: with --workers N a user may hold N times as many.
         self.connection_slots = ConnectionSlots(max_connections_per_user)
         self.projections = projections
+        self.services = services
 
     def encode_json(self, data: object) -> bytes:
         """orjson for every response and frame, HTTP and WebSocket alike (the fast path encodes the same way)."""
@@ -72,12 +76,34 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
             return True
         return self.loopback_origins and LOOPBACK_ORIGIN.fullmatch(origin) is not None
 
+    async def run_websocket(self, websocket: WebSocket) -> None:
+        """Serve one socket as the router's WebSocket route would, without the route (see `TidingsApp`)."""
+        await self.run(request=websocket, context=Context(self.services), root_value=None)
+
     async def on_ws_connect(self, context: Context) -> None:
         header = authorization_from_params(context.connection_params)
         try:
             context.identity = context.services.verifier.verify_header(header)
         except InvalidToken:
             raise ConnectionRejectionError() from None  # closes with 4403 Forbidden
+
+
+class TidingsApp(FastAPI):
+    """FastAPI, except that a graphql-transport-ws socket goes straight to the GraphQL router's WebSocket view.
+
+    A socket lives for hours: every ASGI layer it passes (error and exception middleware, CORS, routing, dependency
+    solving, exit stacks) keeps a suspended frame for as long, per socket. The view itself checks the origin and the
+    subprotocol; no other layer has anything to do with a WebSocket.
+    """
+
+    graphql_router: TidingsGraphQLRouter | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        router = self.graphql_router
+        if router is not None and scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
+            await router.run_websocket(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
 
 
 def build_services(settings: Settings) -> Services:
@@ -164,7 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.broadcast.disconnect()
             await services.store.close()
 
-    app = FastAPI(title="tidings", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = TidingsApp(title="tidings", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     web.mount(app, services)  # before the routes below: the dashboard is served at /
 
@@ -192,6 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     router = TidingsGraphQLRouter(
         schema,
+        services=services,
         path=GRAPHQL_PATH,
         context_getter=context_getter,
         graphql_ide=web.strawberry_ide(settings),  # ours, from the local build, when it is built
@@ -204,7 +231,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loopback_origins=settings.loopback_origins_allowed,
         projections=Projections(epoch=lambda: services.store.epoch) if settings.delivery_fast_path else None,
     )
-    app.include_router(router)
+    app.include_router(router)  # the WebSocket route stays for what is mounted elsewhere; TidingsApp takes the socket
+    app.graphql_router = router
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # outside the lane: bodies bounded first
     # The same origins for HTTP. Tokens travel in headers, never cookies: no credentials mode.
     app.add_middleware(

@@ -330,13 +330,24 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         )
         self.websocket = self.outbound  # Strawberry's sends and closes go through the writer too
         self._last_frame_at = self._loop.time()
+        self._init_timer: asyncio.TimerHandle | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # every operation task, until it has finished
         self._user: str | None = None  # holder of a connection slot
 
+    def on_request_accepted(self) -> None:
+        """The connection_init deadline (4408) as a timer: Strawberry's sleeping task would be one more per socket."""
+        delay = self.connection_init_wait_timeout.total_seconds()
+        self._init_timer = self._loop.call_later(delay, self._init_timed_out)
+
+    def _init_timed_out(self) -> None:
+        if not self.connection_init_received:
+            self.connection_timed_out = True
+            self.close(CloseCode.CONNECTION_INITIALISATION_TIMEOUT, "Connection initialisation timeout")
+
     async def handle(self) -> None:
-        self.on_request_accepted()  # Strawberry's connection_init timer (4408)
+        self.on_request_accepted()
         self._keepalive_timer = self._loop.call_later(self._keepalive_interval, self._keepalive)
         reader = asyncio.create_task(self._read(), name="tidings-ws-reader")
         try:
@@ -364,7 +375,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.outbound.close_frame is not None:
             code = self.outbound.close_frame[0]
             self.context.services.metrics.websocket_closes.labels(code=str(code)).inc()
-        for timer in (self._keepalive_timer, self._expiry_timer):
+        for timer in (self._init_timer, self._keepalive_timer, self._expiry_timer):
             if timer is not None:
                 timer.cancel()
         for task in self._tasks:
@@ -413,8 +424,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self.close(CloseCode.TOO_MANY_INITIALISATION_REQUESTS, "Too many initialisation requests")
             return
         self.connection_init_received = True
-        if self.connection_init_timeout_task:
-            self.connection_init_timeout_task.cancel()
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+            self._init_timer = None
         self.context.connection_params = message.get("payload") or {}
         try:
             ack_payload = await self.view.on_ws_connect(self.context)  # authenticates (TidingsGraphQLRouter)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -43,21 +42,30 @@ def create_backend(url: str, *, reconnect_delay: float = 0.1, reconnect_delay_ma
 
 
 class Subscription:
-    """One local subscriber of a channel: a bounded queue of messages, and None as the catch-up marker."""
+    """One local subscriber of a channel: a bounded queue of messages, and None as the catch-up marker.
+
+    Held by every open subscription for its whole life, so it is kept small: a list rather than a deque (nearly
+    always empty, and short when not), and one future while its reader waits rather than an `asyncio.Event`.
+    """
+
+    __slots__ = ("_catch_up_pending", "_items", "_queue_size", "_waiter", "channel")
 
     def __init__(self, channel: str, *, queue_size: int) -> None:
         self.channel = channel
         self._queue_size = queue_size
-        self._items: deque[bytes | None] = deque()
+        self._items: list[bytes | None] = []
         self._catch_up_pending = False
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     async def get(self) -> bytes | None:
         """Wait for the next message; None means some may have been lost, so re-read the database."""
         while not self._items:
-            self._ready.clear()
-            await self._ready.wait()
-        item = self._items.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items.pop(0)
         if item is None:
             self._catch_up_pending = False
         return item
@@ -68,7 +76,7 @@ class Subscription:
         if not self._catch_up_pending:
             self._catch_up_pending = True
             self._items.append(None)
-            self._ready.set()
+            self._wake()
 
     def qsize(self) -> int:
         """How many messages and markers are waiting to be read (at most queue_size + 1)."""
@@ -83,7 +91,12 @@ class Subscription:
             self.request_catch_up()
             return
         self._items.append(message)
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 @dataclass(eq=False)
