@@ -31,7 +31,7 @@ from tidings.context import Context, Services
 from tidings.delivery import Projections
 from tidings.feed import FeedHub
 from tidings.http import GraphQLOverHTTP
-from tidings.limits import BodySizeLimit, RateLimiter
+from tidings.limits import Admission, BodySizeLimit, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.protocol import ConnectionSlots, TransportWSHandler
 from tidings.schema import build_schema
@@ -136,6 +136,7 @@ def build_services(settings: Settings) -> Services:
         verifier=TokenVerifier.from_settings(settings),
         hub=hub,
         metrics=metrics,
+        admission=Admission(settings.max_inflight_mutations),
         rate_limiter=RateLimiter(
             user_rate=settings.user_mutations_per_second, service_rate=settings.service_mutations_per_second
         ),

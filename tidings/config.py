@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_aliases: Annotated[int, Field(ge=0)] = 30
     max_tokens: Annotated[int, Field(ge=10)] = 2000
     max_operations_per_connection: Annotated[int, Field(ge=1)] = 20
+    # Writes in flight per process; past it mutations answer OVERLOADED with retryAfter at once.
+    max_inflight_mutations: Annotated[int, Field(ge=1)] = 64
     # Comma-separated origins (https://app.example.com) whose pages may open WebSockets and call over CORS.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ws_compression: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from strawberry.fastapi import BaseContext
@@ -11,7 +12,7 @@ from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.errors import unauthenticated
 from tidings.feed import FeedHub
-from tidings.limits import RateLimiter
+from tidings.limits import Admission, RateLimiter
 from tidings.metrics import Metrics
 from tidings.store import SqlStore
 
@@ -27,6 +28,12 @@ class Services:
     hub: FeedHub
     metrics: Metrics
     rate_limiter: RateLimiter
+    admission: Admission  # writes in flight (TIDINGS_MAX_INFLIGHT_MUTATIONS)
+
+
+def retry_after_header(seconds: float) -> str:
+    """Retry-After is whole seconds (RFC 9110), rounded up."""
+    return str(max(1, math.ceil(seconds)))
 
 
 class Context(BaseContext):
@@ -36,6 +43,14 @@ class Context(BaseContext):
         super().__init__()
         self.services = services
         self.identity = identity
+        self.retry_after: float | None = None  # set by a refusal that the client should retry: HTTP Retry-After
+
+    def retry_later(self, seconds: float) -> None:
+        """Ask an HTTP client to retry after `seconds` (Retry-After), as well as the error's `retryAfter` says."""
+        self.retry_after = seconds
+        response = getattr(self, "response", None)  # Strawberry's sub-response on its HTTP view; None elsewhere
+        if response is not None:
+            response.headers["retry-after"] = retry_after_header(seconds)
 
     @property
     def caller(self) -> Identity:

@@ -19,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http import process_result
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from tidings.context import retry_after_header
+
 if TYPE_CHECKING:
     from tidings.context import Context
     from tidings.schema import TidingsSchema
@@ -70,16 +72,19 @@ class GraphQLOverHTTP:
             await self.app(scope, _replay(body, receive), send)
             return
         query, variables, operation_name, extensions = request
+        context = self._context(authorization)
         result = await self._schema.execute(
             query,
             variable_values=variables,
-            context_value=self._context(authorization),
+            context_value=context,
             operation_name=operation_name,
             allowed_operation_types=ALLOWED,
             operation_extensions=extensions,
         )
         content = orjson.dumps(process_result(result))
         headers = [*_RESPONSE_HEADERS, (b"content-length", str(len(content)).encode())]
+        if context.retry_after is not None:
+            headers.append((b"retry-after", retry_after_header(context.retry_after).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": content})
         self._answered()

@@ -57,6 +57,23 @@ class RateLimiter:
         bucket.tokens -= 1
 
 
+class Admission:
+    """A bound on work in flight: `enter` takes a slot or refuses at once, `leave` gives it back."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+
+    def enter(self) -> bool:
+        if self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1
+        return True
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+
 class BodySizeLimit:
     """Answer 413 to an HTTP request whose body exceeds `max_bytes`, before anything parses it."""
 

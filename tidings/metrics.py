@@ -60,6 +60,11 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.overloaded = Counter(
+            "tidings_overloaded",
+            "mutations answered OVERLOADED: TIDINGS_MAX_INFLIGHT_MUTATIONS writes in flight, or no pooled connection",
+            registry=self.registry,
+        )
         self.database_unavailable = Counter(
             "tidings_database_unavailable", "requests answered SERVICE_UNAVAILABLE", registry=self.registry
         )

@@ -10,6 +10,7 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 import orjson
+import sqlalchemy.exc
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
@@ -37,6 +38,7 @@ MAX_MESSAGE = 10_000
 MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
 MAX_PAGE = 100
+OVERLOADED_RETRY_AFTER = 1.0  # seconds a client is asked to wait when this process is saturated
 UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while the broker is (partly) down
 
 T = TypeVar("T")
@@ -96,16 +98,37 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
 # -- database faults and publishing -----------------------------------------------------------------------------
 
 
-async def _db(context: Context, call: Callable[[], Awaitable[T]]) -> T:
-    """Run a store call; a database that cannot be reached is SERVICE_UNAVAILABLE, not an internal error."""
+async def _db(context: Context, call: Callable[[], Awaitable[T]], *, write: bool = False) -> T:
+    """Run a store call; a database that cannot be reached is SERVICE_UNAVAILABLE, not an internal error.
+
+    A write first takes a slot of the process's bound on writes in flight (TIDINGS_MAX_INFLIGHT_MUTATIONS): past
+    saturation a process answers OVERLOADED at once, with `retryAfter`, instead of queueing work it cannot finish in
+    time. Nothing that was answered OVERLOADED was written.
+    """
+    services = context.services
+    admission = services.admission if write else None
+    if admission is not None and not admission.enter():
+        services.metrics.overloaded.inc()
+        context.retry_later(OVERLOADED_RETRY_AFTER)
+        raise UserError("The service is busy; retry shortly", ErrorCode.OVERLOADED, retryAfter=OVERLOADED_RETRY_AFTER)
     try:
         return await call()
+    except sqlalchemy.exc.TimeoutError:
+        # No pooled connection came free in TIDINGS_DATABASE_TIMEOUT: the database is fine, this process is busy.
+        services.metrics.overloaded.inc()
+        context.retry_later(OVERLOADED_RETRY_AFTER)
+        raise UserError(
+            "The service is busy; retry shortly", ErrorCode.OVERLOADED, retryAfter=OVERLOADED_RETRY_AFTER
+        ) from None
     except Exception as error:
         if not database_unavailable(error):
             raise
-        context.services.metrics.database_unavailable.inc()
+        services.metrics.database_unavailable.inc()
         logger.debug("database unavailable: %s", type(error).__name__)
         raise UserError("The database is unavailable; try again shortly", ErrorCode.SERVICE_UNAVAILABLE) from None
+    finally:
+        if admission is not None:
+            admission.leave()
 
 
 async def _publish(context: Context, event: FeedEvent | None) -> None:
@@ -132,7 +155,11 @@ async def _publish(context: Context, event: FeedEvent | None) -> None:
 
 def _mutating(context: Context) -> None:
     """Every mutation spends from the caller's token bucket (TIDINGS_*_MUTATIONS_PER_SECOND)."""
-    context.services.rate_limiter.check(context.caller)
+    try:
+        context.services.rate_limiter.check(context.caller)
+    except UserError as error:
+        context.retry_later(float((error.extensions or {}).get("retryAfter", 1)))
+        raise
 
 
 def _owner(context: Context) -> str | None:
@@ -215,7 +242,9 @@ class Mutation:
         fields = _validated(input)
         store = info.context.services.store
         try:
-            record, event = await _db(info.context, lambda: store.create_notification(user_id=user, **fields))
+            record, event = await _db(
+                info.context, lambda: store.create_notification(user_id=user, **fields), write=True
+            )
         except IdempotencyConflict as error:
             raise bad_input(str(error), argument="idempotencyKey") from None
         await _publish(info.context, event)
@@ -229,7 +258,7 @@ class Mutation:
         store = info.context.services.store
         try:
             record, event = await _db(
-                info.context, lambda: store.mark_read(notification_id=notification_id, owner=owner)
+                info.context, lambda: store.mark_read(notification_id=notification_id, owner=owner), write=True
             )
         except NotFound:
             raise not_found() from None
@@ -255,7 +284,7 @@ class Mutation:
             if cursor.epoch != store.epoch:
                 raise bad_input("upTo is a cursor of another database", argument="upTo")
             up_to_seq = cursor.seq
-        result = await _db(info.context, lambda: store.mark_all_read(user_id=user, up_to_seq=up_to_seq))
+        result = await _db(info.context, lambda: store.mark_all_read(user_id=user, up_to_seq=up_to_seq), write=True)
         await _publish(info.context, result.event)
         return MarkAllReadResult(
             count=result.count,
@@ -270,7 +299,9 @@ class Mutation:
         notification_id = _notification_id(id)
         store = info.context.services.store
         try:
-            record, event = await _db(info.context, lambda: store.delete(notification_id=notification_id, owner=owner))
+            record, event = await _db(
+                info.context, lambda: store.delete(notification_id=notification_id, owner=owner), write=True
+            )
         except NotFound:
             raise not_found() from None
         await _publish(info.context, event)
