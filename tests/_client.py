@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import socket
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from graphql import get_introspection_query
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -59,6 +63,30 @@ subscription Events($after: String, $userId: ID) {
     notification { id userId type title message data read readAt createdAt sequence }
   }
 }"""
+
+
+def introspection(copies: int = 1) -> str:
+    """GraphiQL's introspection query with its `__schema` selection aliased `copies` times (~38 KB of result each)."""
+    full = get_introspection_query(descriptions=True)
+    schema = full[full.index("__schema") : full.index("fragment FullType")].rstrip().removesuffix("}")
+    fragments = full[full.index("fragment FullType") :]
+    return "query IntrospectionQuery { " + " ".join(f"s{i}: {schema}" for i in range(copies)) + " }\n" + fragments
+
+
+def small_window_socket(port: int) -> socket.socket:
+    """A connected TCP socket with a tiny receive buffer: what the client side can absorb once it stops reading."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: it sets the advertised window
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+def socket_send_buffer_max() -> int:
+    """How far Linux lets a TCP socket's send buffer grow (tcp_wmem's maximum)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    return 4 * 1024 * 1024
 
 
 async def create(url: str, user: str, title: str = "hello", **fields: Any) -> dict[str, Any]:

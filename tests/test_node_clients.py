@@ -75,7 +75,7 @@ def test_tidings_client_loses_nothing_across_a_restart_and_resyncs_a_foreign_cur
 
 SLOW_CONSUMER_ENV = {
     "TIDINGS_SEND_QUEUE_SIZE": "4",  # four messages queued, then senders wait
-    "TIDINGS_SEND_TIMEOUT": "2",  # a full queue that does not move for 2 s: 1013 (and 2 s more to send the close)
+    "TIDINGS_SEND_TIMEOUT": "2",  # a write that does not finish in 2 s: 1013 (and 2 s more to send the close)
     "TIDINGS_KEEPALIVE_INTERVAL": "600",  # no ping in the way
 }
 PADDING = {"padding": "x" * 16_000}  # data of almost 16 KiB: the buffers fill after a few dozen notifications
@@ -97,11 +97,11 @@ async def until_subscriptions(http: httpx.AsyncClient, count: int) -> None:
 async def overflow(server: ServerProcess, proxy: TcpProxy, user: str) -> list[str]:
     """Stall the proxy and create notifications until the server gives up on the socket, then let it flow again.
 
-    The server's socket buffer fills, then uvicorn's, then the connection's send queue: once that has not moved for
-    TIDINGS_SEND_TIMEOUT, the server decides on 1013 and ends the subscription. The close frame waits behind the
-    buffered frames and has one more TIDINGS_SEND_TIMEOUT to be written (after that the server drops the socket
-    without it): the proxy resumes as soon as the subscription has ended, so the client reads everything that was
-    buffered, then the 1013. Returns the titles created, in order.
+    The server's socket buffer fills, then uvicorn's: once a write has waited TIDINGS_SEND_TIMEOUT for room there,
+    the server decides on 1013 and ends the subscription. The close frame waits behind the buffered frames and has
+    one more TIDINGS_SEND_TIMEOUT to be written (after that the server drops the socket without it): the proxy
+    resumes as soon as the subscription has ended, so the client reads everything that was buffered, then the 1013.
+    Returns the titles created, in order.
     """
     created: list[str] = []
     closed = asyncio.Event()

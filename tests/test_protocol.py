@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +20,17 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests._client import EVENTS, WAIT, WSClient, create, gql, token
+from tests._client import (
+    EVENTS,
+    WAIT,
+    WSClient,
+    create,
+    gql,
+    introspection,
+    small_window_socket,
+    socket_send_buffer_max,
+    token,
+)
 from tests._server import TEST_SECRET, PostgresDatabase, ServerProcess, scaled_env
 from tests._services import redis_url
 from tidings.protocol import MAX_CLOSE_REASON_BYTES, CloseCode
@@ -70,6 +78,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
             database, TIDINGS_SEND_QUEUE_SIZE="64", TIDINGS_SEND_TIMEOUT="2", TIDINGS_MAX_OPERATIONS_PER_CONNECTION="64"
         )
         yield from _serve(tmp_path_factory, "protocol-redis", env)
+
+
+@pytest.fixture(scope="module")
+def small_results_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Results of at most 4 KiB on a WebSocket."""
+    yield from _serve(tmp_path_factory, "small-results", {"TIDINGS_MAX_RESULT_BYTES": "4096"})
 
 
 async def feed_cursor(server: ServerProcess, user: str) -> str:
@@ -400,6 +414,98 @@ async def test_frame_over_max_request_bytes_closes_1009(
     await bystander.assert_live()
 
 
+async def test_a_result_over_max_result_bytes_is_a_coded_error_for_its_operation(
+    protocol_server: ServerProcess, user: str
+) -> None:
+    """A result over TIDINGS_MAX_RESULT_BYTES (256 KiB) is never queued: its operation gets a `next` with
+    RESULT_TOO_LARGE instead, then `complete`; the other operations and the socket carry on."""
+    async with await acknowledged(protocol_server, user) as client:
+        await client.send(subscribe_message("large", query=introspection(15)))  # some 570 KB of result
+        await client.send(subscribe_message("small", query=introspection(1)))
+        messages = [await client.receive() for _ in range(4)]
+        large = [message for message in messages if message["id"] == "large"]
+        small = [message for message in messages if message["id"] == "small"]
+        assert large == [
+            {
+                "id": "large",
+                "type": "next",
+                "payload": {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": "The result is larger than 262144 bytes (TIDINGS_MAX_RESULT_BYTES)",
+                            "extensions": {"code": "RESULT_TOO_LARGE", "maxBytes": 262144},
+                        }
+                    ],
+                },
+            },
+            {"id": "large", "type": "complete"},
+        ]
+        assert [message["type"] for message in small] == ["next", "complete"]
+        assert small[0]["payload"]["data"]["s0"]["queryType"]["name"] == "Query"
+        await client.send({"type": "ping"})
+        assert await client.receive() == {"type": "pong"}
+
+
+@pytest.mark.parametrize(
+    ("character", "message_characters", "data_characters"),
+    [
+        ("\N{GRINNING FACE}", 10_000, 4_094),  # the message limit; data of 16 KiB as orjson measures it
+        ("\x01", 7_000, 2_729),  # escaped in the request too: as many as TIDINGS_MAX_REQUEST_BYTES lets through
+    ],
+    ids=["astral (4 bytes, or 12 escaped as ASCII)", "control (6 bytes escaped)"],
+)
+async def test_the_largest_notification_is_delivered_whole(
+    protocol_server: ServerProcess, user: str, character: str, message_characters: int, data_characters: int
+) -> None:
+    """Title, message and data at their limits, in the characters that encode longest: the event stays under the
+    default TIDINGS_MAX_RESULT_BYTES."""
+    largest = {
+        "title": character * 200,
+        "message": character * message_characters,
+        "data": {"d": character * data_characters},
+    }
+    async with await acknowledged(protocol_server, user) as client:
+        await client.send(subscribe_message("n", variables={"after": await feed_cursor(protocol_server, user)}))
+        made = await create(protocol_server.graphql_url, user, **largest)
+        notification = (await client.next_event("n"))["notification"]
+        assert notification["id"] == made["id"]
+        assert {field: notification[field] for field in largest} == largest
+
+
+async def test_both_delivery_paths_answer_a_result_over_the_bound_alike(
+    small_results_server: ServerProcess, user: str
+) -> None:
+    """An event over TIDINGS_MAX_RESULT_BYTES gets the same RESULT_TOO_LARGE `next` on the delivery fast path (plain
+    fields) as on the standard path (a fragment), and the next event that fits arrives on both."""
+    plain = EVENTS
+    with_fragment = "subscription($after: String) { notificationEvents(after: $after) { ...E } } " + (
+        "fragment E on NotificationEvent { kind cursor unreadCount sequence upToSequence count "
+        "notification { id userId type title message data read readAt createdAt sequence } }"
+    )
+    after = await feed_cursor(small_results_server, user)
+    async with await acknowledged(small_results_server, user) as client:
+        await client.send(subscribe_message("fast", query=plain, variables={"after": after}))
+        await client.send(subscribe_message("standard", query=with_fragment, variables={"after": after}))
+        await create(small_results_server.graphql_url, user, "large", message="m" * 5_000)
+        small = await create(small_results_server.graphql_url, user, "small")
+        received: dict[str, list[str]] = {"fast": [], "standard": []}
+        async with asyncio.timeout(WAIT):
+            while sum(map(len, received.values())) < 4:
+                text = await client.conn.recv()
+                assert isinstance(text, str)
+                message = orjson.loads(text)
+                received[message["id"]].append(text.replace(f'"id":"{message["id"]}"', '"id":"*"'))
+        assert received["fast"] == received["standard"]
+        too_large, fitting = (orjson.loads(text) for text in received["fast"])
+        assert too_large["payload"]["errors"][0]["extensions"] == {"code": "RESULT_TOO_LARGE", "maxBytes": 4096}
+        assert fitting["payload"]["data"]["notificationEvents"]["notification"]["id"] == small["id"]
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{small_results_server.url}/metrics")).text
+    for path in ("projected", "standard"):
+        assert f'tidings_subscribes_total{{path="{path}"}} 1.0' in metrics, path
+
+
 async def test_error_message_ends_the_operation_without_complete(protocol_server: ServerProcess, user: str) -> None:
     async with await acknowledged(protocol_server, user) as client:
         await client.send(subscribe_message("op", variables={"userId": user + "-someone-else"}))
@@ -453,15 +559,6 @@ async def _wait_for_subscribers(redis: Redis, channel: str, expected: int) -> No
             await asyncio.sleep(0.02)
 
 
-def _small_window_socket(server: ServerProcess) -> socket.socket:
-    """A connected TCP socket with a tiny receive buffer: what the client side can absorb once it stops reading."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: it sets the advertised window
-    sock.connect(("127.0.0.1", server.port))
-    sock.setblocking(False)
-    return sock
-
-
 async def test_slow_consumer_is_closed_1013_and_resumes_without_loss(redis_server: ServerProcess, user: str) -> None:
     """A client that stops reading gets 1013 once it reads again; it resumes from its cursors with nothing lost.
 
@@ -475,7 +572,7 @@ async def test_slow_consumer_is_closed_1013_and_resumes_without_loss(redis_serve
     healthy, healthy_operation = await subscribed(redis_server, other)
     # max_queue=1: websockets stops reading the socket as soon as one frame waits for recv().
     slow = await acknowledged(
-        redis_server, user, sock=_small_window_socket(redis_server), compression=None, max_queue=1
+        redis_server, user, sock=small_window_socket(redis_server.port), compression=None, max_queue=1
     )
     for number in range(subscriptions):
         await slow.send(subscribe_message(str(number), variables={"after": start}))
@@ -483,14 +580,14 @@ async def test_slow_consumer_is_closed_1013_and_resumes_without_loss(redis_serve
     try:
         await _wait_for_subscribers(redis, channel, 1)
         # Twice what the server's socket buffer, uvicorn's write buffer and the send queue (64) can hold.
-        backlog = 2 * (_socket_send_buffer_max() + 65_536 + 64 * event_bytes)
+        backlog = 2 * (socket_send_buffer_max() + 65_536 + 64 * event_bytes)
         created = -(-backlog // (subscriptions * event_bytes))
         for number in range(created):
             await create(redis_server.graphql_url, user, f"n{number}", message=secrets.token_hex(5_000))
             if number % 8 == 0:  # meanwhile, another user's connection keeps receiving
                 made = await create(redis_server.graphql_url, other)
                 assert (await healthy.next_event(healthy_operation))["notification"]["id"] == made["id"]
-        # Its queue has not moved for TIDINGS_SEND_TIMEOUT (2 s): the server stops the slow client's operations.
+        # A write has not finished for TIDINGS_SEND_TIMEOUT (2 s): the server stops the slow client's operations.
         await _wait_for_subscribers(redis, channel, 0)
     finally:
         await redis.aclose()
@@ -526,13 +623,6 @@ async def test_slow_consumer_is_closed_1013_and_resumes_without_loss(redis_serve
         metrics = (await client.get(f"{redis_server.url}/metrics")).text
     closes = [line for line in metrics.splitlines() if line.startswith('tidings_websocket_closes_total{code="1013"}')]
     assert closes and float(closes[0].split()[-1]) >= 1, "operators can see slow consumers being closed"
-
-
-def _socket_send_buffer_max() -> int:
-    """How far Linux lets a TCP socket's send buffer grow (tcp_wmem's maximum)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
-    return 4 * 1024 * 1024
 
 
 async def test_keepalive_pings_and_closes_silent_clients_1001(lively_server: ServerProcess, user: str) -> None:
@@ -576,7 +666,7 @@ async def test_keepalive_pings_and_closes_silent_clients_1001(lively_server: Ser
 async def test_stuck_client_is_dropped_and_frees_its_slot(lively_server: ServerProcess, user: str) -> None:
     """A client that never reads cannot take the close frame: after TIDINGS_SEND_TIMEOUT the server lets go of it."""
     stuck = await acknowledged(
-        lively_server, user, sock=_small_window_socket(lively_server), compression=None, max_queue=1
+        lively_server, user, sock=small_window_socket(lively_server.port), compression=None, max_queue=1
     )
     refused = await WSClient.open(lively_server.ws_url)
     await refused.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token(user)}"}})

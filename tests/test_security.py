@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests._client import EVENTS, WSClient, create, error_codes, gql, token
+from tests._client import (
+    EVENTS,
+    WAIT,
+    WSClient,
+    create,
+    error_codes,
+    gql,
+    introspection,
+    small_window_socket,
+    token,
+)
 from tests._server import TEST_SECRET, ServerProcess
 from tidings.auth import Identity, InvalidToken, Role, TokenVerifier
 from tidings.config import Settings
@@ -275,6 +287,11 @@ def test_settings_refuse_weak_or_mismatched_keys(tmp_path: Path) -> None:
         Settings(jwt_public_key_file=tmp_path / "k.pem")
 
 
+def test_settings_refuse_a_result_bound_the_send_queue_could_not_hold() -> None:
+    with pytest.raises(ValueError, match="TIDINGS_MAX_RESULT_BYTES must not exceed TIDINGS_SEND_QUEUE_BYTES"):
+        Settings(send_queue_bytes=64 * 1024, max_result_bytes=128 * 1024)
+
+
 def test_a_signed_token_with_an_absurd_expiry_is_invalid_not_a_crash() -> None:
     secret = "s" * 40
     absurd = jwt.encode({"sub": "alice", "exp": 10**20}, secret, algorithm="HS256")
@@ -402,3 +419,119 @@ async def test_serve_prints_a_new_sign_in_code_in_the_dashboard_link(embedded_se
 
 def test_no_sign_in_code_where_dev_tokens_are_off(scaled_server: ServerProcess) -> None:
     assert "#code=" not in scaled_server.log()
+
+
+# -- clients that never read -----------------------------------------------------------------------------------------
+
+ATTACK_BOUND = 6 * WAIT  # a bound on the waits below, not a measurement: the server executes 100+ introspections
+
+
+@pytest.fixture(scope="module")
+def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The default send bounds, with 1 s for each write and a ping every second; one socket per user, and 200
+    operations at once on it, so that all of an attacker's subscribes run without it having to pace them."""
+    env = {
+        "TIDINGS_SEND_TIMEOUT": "1",
+        "TIDINGS_KEEPALIVE_INTERVAL": "1",
+        "TIDINGS_MAX_CONNECTIONS_PER_USER": "1",
+        "TIDINGS_MAX_OPERATIONS_PER_CONNECTION": "200",
+    }
+    server = ServerProcess(tmp_path_factory.mktemp("impatient"), env).start()
+    yield server
+    server.stop()
+    assert "Traceback" not in server.log(), server.log()
+
+
+def _resident_bytes(server: ServerProcess) -> int:
+    assert server.process is not None
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/<pid>/status")
+
+
+async def _tasks(server: ServerProcess) -> int:
+    async with httpx.AsyncClient(timeout=ATTACK_BOUND) as client:  # executing introspections, the server is busy
+        text = (await client.get(f"{server.url}/metrics")).text
+    match = re.search(r"^tidings_asyncio_tasks (\S+)$", text, re.MULTILINE)
+    assert match is not None, text
+    return int(float(match.group(1)))
+
+
+async def _unread(server: ServerProcess, user: str) -> int:
+    async with httpx.AsyncClient(timeout=ATTACK_BOUND) as client:  # see _tasks
+        response = await client.post(
+            server.graphql_url, json={"query": "{ unreadCount }"}, headers={"Authorization": f"Bearer {token(user)}"}
+        )
+    count: int = response.json()["data"]["unreadCount"]
+    return count
+
+
+async def _result_bytes(server: ServerProcess, user: str, document: str) -> int:
+    """The size of the document's result, asked over HTTP (which also warms the server's caches up)."""
+    body = await gql(server.graphql_url, document, bearer=token(user))
+    assert "errors" not in body
+    return len(json.dumps(body, separators=(",", ":")))
+
+
+@contextlib.asynccontextmanager
+async def _never_reading(server: ServerProcess, user: str) -> AsyncIterator[WSClient]:
+    """Acknowledged, then reading nothing more (websockets stops reading its socket, whose window is tiny); no
+    keep-alive of its own, whose unread pongs would close it from this side."""
+    client = await WSClient.open(
+        server.ws_url, sock=small_window_socket(server.port), compression=None, max_queue=1, ping_interval=None
+    )
+    try:
+        await client.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token(user)}"}})
+        assert await client.receive() == {"type": "connection_ack"}
+        yield client
+    finally:
+        client.conn.transport.abort()
+
+
+async def _pong_until_closed(client: WSClient) -> None:
+    """An unsolicited `pong` every half second: frames that keep the keep-alive content."""
+    while True:
+        await client.send({"type": "pong"})
+        await asyncio.sleep(0.5)
+
+
+async def test_a_client_that_never_reads_large_results_holds_no_memory(
+    impatient_server: ServerProcess, user: str
+) -> None:
+    """The finding: 120 subscribes to an introspection of some 570 KB of result, nothing read, pongs. Each result is
+    over TIDINGS_MAX_RESULT_BYTES, so none is queued: once the operations have run, the server has grown by far less
+    than those results (it used to keep them all, for as long as the pongs came; what remains is the allocator's).
+    Reading at last, the client finds a RESULT_TOO_LARGE for each operation."""
+    document, operations = introspection(15), 120
+    result_bytes = await _result_bytes(impatient_server, user, document)
+    await create(impatient_server.graphql_url, user, "unread")
+    async with _never_reading(impatient_server, user) as client:
+        pongs = asyncio.create_task(_pong_until_closed(client))
+        try:
+            tasks, resident = await _tasks(impatient_server), _resident_bytes(impatient_server)
+            ids = [await client.subscribe(document) for _ in range(operations)]
+            # Frames are handled in order: once this last one has taken effect, every operation has been started.
+            last = await client.subscribe("mutation { markAllNotificationsRead { count } }")
+            async with asyncio.timeout(ATTACK_BOUND):
+                while await _unread(impatient_server, user):
+                    await asyncio.sleep(0.1)
+                while await _tasks(impatient_server) > tasks:  # and now they have all ended
+                    await asyncio.sleep(0.1)
+            grown = _resident_bytes(impatient_server) - resident
+            assert grown < operations * result_bytes / 2, f"{grown} bytes more after {operations} x {result_bytes}"
+        finally:
+            pongs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pongs
+
+        answers: dict[str, list[dict[str, Any]]] = {operation: [] for operation in [*ids, last]}
+        async with asyncio.timeout(WAIT):
+            while sum(map(len, answers.values())) < 2 * len(answers):
+                message = await client.receive()
+                answers[message["id"]].append(message)
+    assert answers.pop(last)[0]["payload"] == {"data": {"markAllNotificationsRead": {"count": 1}}}
+    for operation, (result, complete) in answers.items():
+        assert result["type"] == "next" and result["payload"]["data"] is None, result
+        assert [error["extensions"]["code"] for error in result["payload"]["errors"]] == ["RESULT_TOO_LARGE"]
+        assert complete == {"id": operation, "type": "complete"}

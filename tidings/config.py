@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     keepalive_interval: Annotated[float, Field(gt=0)] = 15.0
     send_timeout: Annotated[float, Field(gt=0)] = 10.0
     send_queue_size: Annotated[int, Field(ge=1)] = 256
+    # Encoded bytes queued per socket, and the largest one result may be: a notification event (10,000 characters of
+    # message, 16 KiB of data) stays well under it whatever its characters; a full introspection is about 40 KB.
+    send_queue_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    max_result_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     max_connections_per_user: Annotated[int, Field(ge=1)] = 20
     max_request_bytes: Annotated[int, Field(ge=1024)] = 65536
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
@@ -129,6 +133,14 @@ class Settings(BaseSettings):
             )
         if not asymmetric and (self.jwt_public_key_file or self.jwt_jwks_file):
             raise ValueError("a public key or JWKS file needs an RS or ES TIDINGS_JWT_ALGORITHM")
+        return self
+
+    @model_validator(mode="after")
+    def _check_send_bounds(self) -> Settings:
+        if self.max_result_bytes > self.send_queue_bytes:
+            raise ValueError(
+                "TIDINGS_MAX_RESULT_BYTES must not exceed TIDINGS_SEND_QUEUE_BYTES: the queue holds a result"
+            )
         return self
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 
 from tidings.context import Context
 from tidings.delivery import Projection, Projections
+from tidings.errors import ErrorCode, UserError
 from tidings.resolvers import event_stream
 from tidings.store import FeedEvent
 
@@ -57,7 +58,7 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001  # keep-alive timeout: retried, like the dropped connection it most likely is
     MESSAGE_TOO_BIG = 1009  # uvicorn (ws_max_size): a frame over TIDINGS_MAX_REQUEST_BYTES; not retried
     SERVICE_RESTART = 1012  # uvicorn, on shutdown; retried
-    TRY_AGAIN_LATER = 1013  # slow consumer: a full send queue did not move; retried, `after` resumes without loss
+    TRY_AGAIN_LATER = 1013  # slow consumer: a write did not finish in time; retried, `after` resumes without loss
     BAD_REQUEST = 4400  # invalid message; not retried
     UNAUTHORIZED = 4401  # subscribe before connection_ack; not retried
     FORBIDDEN = 4403  # no valid token, token expired, too many connections; retried with fresh connectionParams
@@ -158,12 +159,16 @@ class TransportHost(Protocol):
 
 
 class Outbound(AsyncWebSocketAdapter):
-    """Everything one socket sends: a bounded queue drained in order by one writer, then at most one close frame.
+    """Everything one socket sends: a queue bounded in messages and in bytes, drained in order by one writer, then at
+    most one close frame.
 
     Senders wait while the queue is full (an operation's own bounded queue holds its live events meanwhile, so a
-    replay burst never costs a fast client its socket). A full queue that does not move for `timeout` seconds means
-    the client does not keep up: 1013. Strawberry's own sends and closes (4401, 4408, 4409...) arrive here too,
-    through the adapter interface, so the bound, the order and the close-reason limit hold for every frame.
+    replay burst never costs a fast client its socket). Every write has `timeout` seconds to finish: uvicorn's send
+    waits while the transport's buffer is over its high-water mark, so a write that does not finish means the client
+    is not taking what was sent, whatever frames it sends us itself: 1013. A result over `max_result_bytes` is never
+    queued: the operation gets a `next` with a RESULT_TOO_LARGE error instead. Strawberry's own sends and closes
+    (4401, 4408, 4409...) arrive here too, through the adapter interface, so the bounds, the order and the
+    close-reason limit hold for every frame.
     """
 
     def __init__(
@@ -172,19 +177,25 @@ class Outbound(AsyncWebSocketAdapter):
         websocket: WebSocket,
         *,
         size: int,
+        max_bytes: int,
+        max_result_bytes: int,
         timeout: float,
         on_close: Callable[[], None],
     ) -> None:
         super().__init__(view)
         self.websocket = websocket
         self._size = size
+        self._max_bytes = max_bytes
+        self._max_result_bytes = max_result_bytes
         self._timeout = timeout
         self._on_close = on_close
         self._loop = asyncio.get_running_loop()
-        self._pending: deque[str] = deque()  # encoded already: strings are not tracked by the garbage collector
+        # Encoded already (strings are not tracked by the garbage collector); the head stays until it is written.
+        self._pending: deque[str] = deque()
+        self._pending_bytes = 0
         self._wakeup = asyncio.Event()  # for the writer: something to send, a close, or the peer gone
         self._room = asyncio.Event()  # for senders waiting on a full queue
-        self._deadline: asyncio.Timeout | None = None  # the writer's: a stalled full queue, or the close frame
+        self._deadline: asyncio.Timeout | None = None  # the writer's: the write in progress, or the close frame
         self._peer_gone = False
         self.close_frame: tuple[int, str] | None = None
 
@@ -203,30 +214,23 @@ class Outbound(AsyncWebSocketAdapter):
 
     async def send(self, message: Mapping[str, object]) -> None:
         """Queue a message, waiting while the queue is full; dropped once the socket is closing."""
-        while len(self._pending) >= self._size and not self.closing:
-            self._arm_stall_deadline()
-            self._room.clear()
-            await self._room.wait()
-        self.put(message)
+        await self.send_encoded(self.view.encode_json_string(message))
 
     async def send_encoded(self, text: str) -> None:
-        """Queue a message encoded already (the delivery fast path shares one encoding across sockets)."""
-        while len(self._pending) >= self._size and not self.closing:
-            self._arm_stall_deadline()
+        """`send` for a message encoded already (the delivery fast path shares one encoding across sockets)."""
+        text, size = self._bounded(text)
+        while not self._has_room(size) and not self.closing:
             self._room.clear()
             await self._room.wait()
-        self.put_encoded(text)
+        self._append(text, size)
 
     def put(self, message: Mapping[str, object]) -> bool:
         """Queue a message if there is room, without waiting."""
         return self.put_encoded(self.view.encode_json_string(message))
 
     def put_encoded(self, text: str) -> bool:
-        if self.closing or len(self._pending) >= self._size:
-            return False
-        self._pending.append(text)
-        self._wakeup.set()
-        return True
+        text, size = self._bounded(text)
+        return self._has_room(size) and self._append(text, size)
 
     def request_close(self, code: int, reason: str) -> None:
         """Close after the frame being written, dropping the queue; the first request wins."""
@@ -234,6 +238,7 @@ class Outbound(AsyncWebSocketAdapter):
             return
         self.close_frame = (code, fit_reason(reason))
         self._pending.clear()
+        self._pending_bytes = 0
         if self._deadline is not None:
             self._deadline.reschedule(self._loop.time() + self._timeout)
         self._wakeup.set()
@@ -245,10 +250,31 @@ class Outbound(AsyncWebSocketAdapter):
         self._peer_gone = True
         self._wakeup.set()
 
-    def _arm_stall_deadline(self) -> None:
-        """The queue is full: unless the writer is already on a deadline, it must make progress within `timeout`."""
-        if self._deadline is not None and self._deadline.when() is None:
-            self._deadline.reschedule(self._loop.time() + self._timeout)
+    def _bounded(self, text: str) -> tuple[str, int]:
+        """The message and its size; a `next` over `max_result_bytes` becomes the RESULT_TOO_LARGE that replaces it."""
+        size = _utf8_size(text)
+        if size <= self._max_result_bytes:
+            return text, size
+        message = orjson.loads(text)  # only past the bound: an attacker's introspection, say
+        if message.get("type") != "next":
+            return text, size
+        logger.debug("websocket: a result of %d bytes for operation %r not sent", size, message.get("id"))
+        text = self.view.encode_json_string(result_too_large(message["id"], self._max_result_bytes))
+        return text, _utf8_size(text)
+
+    def _has_room(self, size: int) -> bool:
+        # An empty queue takes any one message, so that nothing waits forever on a bound it can never fit.
+        if not self._pending:
+            return True
+        return len(self._pending) < self._size and self._pending_bytes + size <= self._max_bytes
+
+    def _append(self, text: str, size: int) -> bool:
+        if self.closing:
+            return False
+        self._pending.append(text)
+        self._pending_bytes += size
+        self._wakeup.set()
+        return True
 
     async def run(self) -> None:
         """The writer: send queued messages in order until a close is requested or the peer is gone."""
@@ -258,8 +284,8 @@ class Outbound(AsyncWebSocketAdapter):
                 return
             except TimeoutError:
                 if self.closing:
-                    # A client that stopped reading cannot take the close frame either. Without an ASGI way to abort
-                    # the transport, uvicorn closes it once its buffer drains; we stop waiting here.
+                    # A client that stopped reading cannot take the close frame either: we stop waiting here, and
+                    # tidings' uvicorn protocol (tidings.server) resets the connection if it still does not drain.
                     logger.info("websocket: the client stopped reading; dropped %ss after the close", self._timeout)
                     return
                 self.request_close(CloseCode.TRY_AGAIN_LATER, "Try again later")  # then try to send the close
@@ -285,12 +311,32 @@ class Outbound(AsyncWebSocketAdapter):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await self.websocket.send_text(self._pending.popleft())
+            if deadline.when() is None:
+                deadline.reschedule(self._loop.time() + self._timeout)
+            text = self._pending[0]
+            await self.websocket.send_text(text)
+            if self.closing:
+                return  # the queue is gone, and the deadline is the close frame's now
+            self._pending.popleft()
+            self._pending_bytes -= _utf8_size(text)
             self._room.set()
-            if not self.closing:
-                # Progress: a queue still full gets another `timeout` to move; one with room needs no deadline.
-                full = len(self._pending) >= self._size
-                deadline.reschedule(self._loop.time() + self._timeout if full else None)
+            # Progress: the next write gets `timeout` of its own; with nothing left to write, there is no deadline.
+            deadline.reschedule(self._loop.time() + self._timeout if self._pending else None)
+
+
+def _utf8_size(text: str) -> int:
+    """Bytes on the wire: the length of ASCII text, else that of its UTF-8 encoding."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def result_too_large(operation_id: str, limit: int) -> Mapping[str, object]:
+    """The `next` an operation gets instead of a result over `limit` bytes: no data, one coded error."""
+    error = UserError(
+        f"The result is larger than {limit} bytes (TIDINGS_MAX_RESULT_BYTES)",
+        ErrorCode.RESULT_TOO_LARGE,
+        maxBytes=limit,
+    )
+    return {"id": operation_id, "type": "next", "payload": {"data": None, "errors": [error.formatted]}}
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -325,6 +371,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             view,
             websocket.ws,
             size=settings.send_queue_size,
+            max_bytes=settings.send_queue_bytes,
+            max_result_bytes=settings.max_result_bytes,
             timeout=settings.send_timeout,
             on_close=self._stop,
         )
@@ -407,7 +455,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
 
     def _keepalive(self) -> None:
-        """Every interval: close a client silent for two intervals (it is gone), else ping it."""
+        """Every interval: close a client silent for two intervals (it is gone), else ping it.
+
+        A frame shows that the client is there, not that it reads: one that sends pongs and reads nothing is the
+        writer's to close (a write that does not finish in `send_timeout`), and the ping is one more such write.
+        """
         # 1001 Going Away, not a 44xx: a silent client is most likely a dropped network, and graphql-ws clients
         # reconnect after 1001 (they give up after 4400 and 4500) and resume from their last cursor.
         if self._loop.time() - self._last_frame_at >= 2 * self._keepalive_interval:

@@ -1,5 +1,5 @@
 // A slow consumer: graphql-ws and @tidings/client behind a proxy that pytest stalls (tests/test_node_clients.py).
-// The server's send queue fills and does not move, it closes with 1013 "Try again later", and the client comes back
+// The server's writes stop getting through, it closes with 1013 "Try again later", and the client comes back
 // by itself after its last cursor: every notification once, in order.
 import assert from "node:assert/strict";
 import { test } from "node:test";
