@@ -18,6 +18,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from websockets.exceptions import ConnectionClosed
 
 from tests._client import (
     EVENTS,
@@ -28,6 +29,7 @@ from tests._client import (
     gql,
     introspection,
     small_window_socket,
+    socket_send_buffer_max,
     token,
 )
 from tests._server import TEST_SECRET, ServerProcess
@@ -535,3 +537,26 @@ async def test_a_client_that_never_reads_large_results_holds_no_memory(
         assert result["type"] == "next" and result["payload"]["data"] is None, result
         assert [error["extensions"]["code"] for error in result["payload"]["errors"]] == ["RESULT_TOO_LARGE"]
         assert complete == {"id": operation, "type": "complete"}
+
+
+async def test_a_client_that_never_reads_is_reset_whatever_frames_it_sends(
+    impatient_server: ServerProcess, user: str
+) -> None:
+    """Results under TIDINGS_MAX_RESULT_BYTES (some 230 KB each), twice what the socket buffers and the send queue
+    take, nothing read, pongs. The keep-alive is content, but no write finishes within TIDINGS_SEND_TIMEOUT: the
+    server gives up (a 1013 it cannot send), and since the connection never drains, resets it; the user's
+    connection slot is free again."""
+    document = introspection(6)
+    result_bytes = await _result_bytes(impatient_server, user, document)
+    held = socket_send_buffer_max() + 1024 * 1024 + 64 * 1024 + result_bytes  # kernel, queue, uvicorn, one frame
+    async with _never_reading(impatient_server, user) as client:
+        for _ in range(-(-2 * held // result_bytes)):
+            await client.subscribe(document)
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(ATTACK_BOUND):
+                await _pong_until_closed(client)
+    # No close frame either way: it never read the server's, and never sent one; the server reset the connection.
+    assert (closed.value.rcvd, closed.value.sent) == (None, None), closed.value
+    async with await WSClient.connected(impatient_server.ws_url, token(user)) as again:
+        await again.send({"type": "ping"})
+        assert await again.receive() == {"type": "pong"}

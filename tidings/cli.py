@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tidings import web
+    from tidings.server import WebSocketProtocol
 
     # The app factory reads settings from the environment, in every worker process alike.
     for name in ("host", "port", "workers"):
@@ -63,7 +64,9 @@ def _serve(args: argparse.Namespace) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        ws="websockets-sansio",
+        # websockets-sansio (its writes wait while the transport's buffer is full), resetting connections that the
+        # app is done with but that never drain.
+        ws=WebSocketProtocol,
         # A larger frame is refused with 1009 before it is buffered.
         ws_max_size=settings.max_request_bytes,
         # permessage-deflate keeps zlib state per socket (tens of KiB) to shrink messages of a few hundred bytes.
