@@ -36,6 +36,7 @@ from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.protocol import ConnectionSlots, TransportWSHandler
 from tidings.schema import build_schema
 from tidings.store import SqlStore, create_engine
+from tidings.wheel import TimerWheel
 
 logger = logging.getLogger("tidings")
 
@@ -65,6 +66,7 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         self.connection_slots = ConnectionSlots(max_connections_per_user)
         self.projections = projections
         self.services = services
+        self.keepalive = TimerWheel(services.settings.keepalive_interval)
 
     def encode_json(self, data: object) -> bytes:
         """orjson for every response and frame, HTTP and WebSocket alike (the fast path encodes the same way)."""
@@ -176,6 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        if app.graphql_router is not None:
+            app.graphql_router.keepalive.start()
         background = [
             asyncio.create_task(_purge_expired(services), name="tidings-retention"),
             asyncio.create_task(services.hub.run(settings.sync_interval), name="tidings-feed-sync"),
@@ -188,6 +192,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if app.graphql_router is not None:
+                await app.graphql_router.keepalive.close()
             await services.broadcast.disconnect()
             await services.store.close()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from tidings.delivery import Projection, Projections
 from tidings.errors import ErrorCode, UserError
 from tidings.resolvers import event_stream
 from tidings.store import FeedEvent
+from tidings.wheel import TimerWheel
 
 if TYPE_CHECKING:
     from strawberry.http.async_base_view import AsyncBaseHTTPView
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tidings.ws")
 
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 section 5.5: a control frame payload is at most 125 bytes, 2 of them the code
+PING = '{"type":"ping"}'
 MAX_OPERATION_ID_LENGTH = 128  # clients use counters or UUIDs; the id is echoed in every message of the operation
 
 
@@ -156,6 +157,7 @@ class TransportHost(Protocol):
 
     connection_slots: ConnectionSlots
     projections: Projections | None  # None: every operation takes Strawberry's standard path
+    keepalive: TimerWheel  # ticks every socket's keep-alive once per TIDINGS_KEEPALIVE_INTERVAL
 
 
 class Outbound(AsyncWebSocketAdapter):
@@ -191,10 +193,13 @@ class Outbound(AsyncWebSocketAdapter):
         self._on_close = on_close
         self._loop = asyncio.get_running_loop()
         # Encoded already (strings are not tracked by the garbage collector); the head stays until it is written.
-        self._pending: deque[str] = deque()
+        # A list, not a deque: nearly always empty or short, and every socket holds one for hours.
+        self._pending: list[str] = []
         self._pending_bytes = 0
-        self._wakeup = asyncio.Event()  # for the writer: something to send, a close, or the peer gone
-        self._room = asyncio.Event()  # for senders waiting on a full queue
+        # Futures rather than asyncio.Events (each of which holds a deque): the writer's, while it waits for
+        # something to send, a close, or the peer gone; and those of senders waiting on a full queue.
+        self._writer_waiting: asyncio.Future[None] | None = None
+        self._senders_waiting: list[asyncio.Future[None]] = []
         self._deadline: asyncio.Timeout | None = None  # the writer's: the write in progress, or the close frame
         self._peer_gone = False
         self.close_frame: tuple[int, str] | None = None
@@ -220,8 +225,13 @@ class Outbound(AsyncWebSocketAdapter):
         """`send` for a message encoded already (the delivery fast path shares one encoding across sockets)."""
         text, size = self._bounded(text)
         while not self._has_room(size) and not self.closing:
-            self._room.clear()
-            await self._room.wait()
+            waiter = self._loop.create_future()
+            self._senders_waiting.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._senders_waiting:
+                    self._senders_waiting.remove(waiter)
         self._append(text, size)
 
     def put(self, message: Mapping[str, object]) -> bool:
@@ -241,14 +251,14 @@ class Outbound(AsyncWebSocketAdapter):
         self._pending_bytes = 0
         if self._deadline is not None:
             self._deadline.reschedule(self._loop.time() + self._timeout)
-        self._wakeup.set()
-        self._room.set()
+        self._wake_writer()
+        self._wake_senders()
         self._on_close()
 
     def peer_gone(self) -> None:
         """The client disconnected: there is nobody left to write to."""
         self._peer_gone = True
-        self._wakeup.set()
+        self._wake_writer()
 
     def _bounded(self, text: str) -> tuple[str, int]:
         """The message and its size; a `next` over `max_result_bytes` becomes the RESULT_TOO_LARGE that replaces it."""
@@ -273,8 +283,18 @@ class Outbound(AsyncWebSocketAdapter):
             return False
         self._pending.append(text)
         self._pending_bytes += size
-        self._wakeup.set()
+        self._wake_writer()
         return True
+
+    def _wake_writer(self) -> None:
+        waiter = self._writer_waiting
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_senders(self) -> None:
+        for waiter in self._senders_waiting:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def run(self) -> None:
         """The writer: send queued messages in order until a close is requested or the peer is gone."""
@@ -308,8 +328,11 @@ class Outbound(AsyncWebSocketAdapter):
     async def _drain(self, deadline: asyncio.Timeout) -> None:
         while not self.closing and not self._peer_gone:
             if not self._pending:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                self._writer_waiting = self._loop.create_future()
+                try:
+                    await self._writer_waiting
+                finally:
+                    self._writer_waiting = None
                 continue
             if deadline.when() is None:
                 deadline.reschedule(self._loop.time() + self._timeout)
@@ -317,9 +340,10 @@ class Outbound(AsyncWebSocketAdapter):
             await self.websocket.send_text(text)
             if self.closing:
                 return  # the queue is gone, and the deadline is the close frame's now
-            self._pending.popleft()
+            del self._pending[0]
             self._pending_bytes -= _utf8_size(text)
-            self._room.set()
+            if self._senders_waiting:
+                self._wake_senders()
             # Progress: the next write gets `timeout` of its own; with nothing left to write, there is no deadline.
             deadline.reschedule(self._loop.time() + self._timeout if self._pending else None)
 
@@ -365,6 +389,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         host = cast(TransportHost, view)
         self._slots = host.connection_slots
         self._projections = host.projections
+        self._wheel = host.keepalive
         self._keepalive_interval = settings.keepalive_interval
         self._leeway = settings.jwt_leeway
         self.outbound = Outbound(
@@ -379,7 +404,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.websocket = self.outbound  # Strawberry's sends and closes go through the writer too
         self._last_frame_at = self._loop.time()
         self._init_timer: asyncio.TimerHandle | None = None
-        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._keepalive: tuple[int, int] | None = None  # membership of the process's keep-alive wheel
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # every operation task, until it has finished
         self._user: str | None = None  # holder of a connection slot
@@ -396,7 +421,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle(self) -> None:
         self.on_request_accepted()
-        self._keepalive_timer = self._loop.call_later(self._keepalive_interval, self._keepalive)
+        self._keepalive = self._wheel.add(self._keepalive_tick)
         reader = asyncio.create_task(self._read(), name="tidings-ws-reader")
         try:
             await self.outbound.run()
@@ -423,7 +448,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.outbound.close_frame is not None:
             code = self.outbound.close_frame[0]
             self.context.services.metrics.websocket_closes.labels(code=str(code)).inc()
-        for timer in (self._init_timer, self._keepalive_timer, self._expiry_timer):
+        if self._keepalive is not None:
+            self._wheel.remove(self._keepalive)
+            self._keepalive = None
+        for timer in (self._init_timer, self._expiry_timer):
             if timer is not None:
                 timer.cancel()
         for task in self._tasks:
@@ -454,8 +482,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             logger.exception("websocket: failed to handle a message")
             self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
 
-    def _keepalive(self) -> None:
-        """Every interval: close a client silent for two intervals (it is gone), else ping it.
+    def _keepalive_tick(self) -> None:
+        """Every interval (the process's wheel): close a client silent for two intervals (it is gone), else ping it.
 
         A frame shows that the client is there, not that it reads: one that sends pongs and reads nothing is the
         writer's to close (a write that does not finish in `send_timeout`), and the ping is one more such write.
@@ -465,8 +493,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self._loop.time() - self._last_frame_at >= 2 * self._keepalive_interval:
             self.close(CloseCode.GOING_AWAY, "Keepalive timeout")
             return
-        self.outbound.put({"type": "ping"})  # skipped when the queue is full: the client has enough to read
-        self._keepalive_timer = self._loop.call_later(self._keepalive_interval, self._keepalive)
+        self.outbound.put_encoded(PING)  # skipped when the queue is full: the client has enough to read
 
     async def send_message(self, message: Message) -> None:
         await self.outbound.send(message)
