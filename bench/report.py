@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import Machine
-from bench.scenarios import Fanout, Idle, Scenario
+from bench.scenarios import Idle, Scenario
 
 TIDINGS = "tidings"
 FLOOR = "floor"
@@ -163,14 +163,13 @@ def table(measured: list[Measured]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, *, machine: Machine, settings: dict[str, Any], measured: list[Measured]) -> None:
+def write_json(
+    path: Path, *, machine: Machine, settings: dict[str, Any], measured: list[Measured], failures: list[str]
+) -> None:
     document = {
         "machine": machine.as_json(),
         "settings": settings,
         "scenarios": [entry.as_json() for entry in measured],
+        "failures": failures,
     }
     path.write_text(json.dumps(document, indent=1) + "\n")
-
-
-def fanout_scenarios(measured: list[Measured]) -> list[Measured]:
-    return [entry for entry in measured if isinstance(entry.scenario, Fanout)]

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import scenarios
+from bench.figure import draw
 from bench.machine import LOADGEN_CORE, REPO, SERVER_CORE, Machine, busy_cores, require, wait_until_quiet
 from bench.measure import LOADGEN_DIR, run_loadgen
 from bench.report import FLOOR, TIDINGS, Measured, Summary, summarize, table, write_json
@@ -97,15 +98,23 @@ def measure(
         results[name], summaries[name] = result, summary
         verdict = "" if summary.valid else f"  INVALID: {'; '.join(result['invalid_reasons'])}"
         say(f"{name}: " + _headline(summary) + verdict, indent=1)
+        problems = [*result.get("mutations", {}).get("first_errors", []), *result["troubles"]["first"]]
+        if problems:
+            say(f"first problems seen: {problems[:3]}", indent=2)
     return Measured(scenario, results, summaries)
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _headline(summary: Summary) -> str:
     if summary.kib_per_socket is not None:
-        return f"{summary.kib_per_socket:.1f} KiB per socket, RSS {summary.rss_mib:.1f} MiB at the top step"
+        return f"{summary.kib_per_socket:.1f} KiB per socket, RSS {_number(summary.rss_mib, '.1f')} MiB at the top step"
     return (
-        f"{summary.done:.1f}/s of {summary.offered:.0f}/s offered, lost {summary.lost}, "
-        f"p50 {summary.p50_ms} ms, p99 {summary.p99_ms} ms, {summary.cpu_us:.0f} µs CPU each"
+        f"{_number(summary.done, '.1f')}/s of {_number(summary.offered, '.0f')}/s offered, lost {summary.lost}, "
+        f"p50 {_number(summary.p50_ms, '.2f')} ms, p99 {_number(summary.p99_ms, '.2f')} ms, "
+        f"{_number(summary.cpu_us, '.0f')} µs CPU each"
     )
 
 
@@ -128,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.results_dir.mkdir(parents=True, exist_ok=True)
     measured: list[Measured] = []
+    failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as workdir, BenchDatabase(args.postgres) as database:
         say(f"PostgreSQL: database {database.name}, migrated, with synchronous_commit = off (the disk's flush latency")
         say("  would otherwise be in every createNotification; production keeps it on); dropped at the end")
@@ -144,18 +154,22 @@ def main(argv: list[str] | None = None) -> int:
             servers[FLOOR] = targets.floor
         for index, scenario in enumerate(chosen, 1):
             say(f"[{index}/{len(chosen)}] {scenario.label}")
-            measured.append(measure(scenario, servers=servers, targets=targets, node=node, args=args))
+            try:
+                measured.append(measure(scenario, servers=servers, targets=targets, node=node, args=args))
+            except RuntimeError as error:  # a server or the loadgen failed: say why, go on with the others
+                failures.append(f"{scenario.label}: {error}")
+                say(f"FAILED: {error}", indent=1)
     print()
     print(table(measured))
+    for failure in failures:
+        print(f"\nFAILED {failure}")
     json_path = args.results_dir / f"{machine.stem}.json"
     settings = {"quick": args.quick, "synchronous_commit": "off", "redis": args.redis, "floor": not args.no_floor}
-    write_json(json_path, machine=machine, settings=settings, measured=measured)
-    from bench.figure import draw
-
+    write_json(json_path, machine=machine, settings=settings, measured=measured, failures=failures)
     png_path = json_path.with_suffix(".png")
     draw(png_path, machine=machine, measured=measured)
     print(f"\nwrote {_shown(json_path)} and {_shown(png_path)}")
-    return 0
+    return 1 if failures else 0
 
 
 def _shown(path: Path) -> str:
