@@ -37,12 +37,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     scenarios.add_arguments(parser)
     parser.add_argument("--no-floor", action="store_true", help="measure tidings only")
-    parser.add_argument("--drain", type=float, help="seconds to wait for late responses, then deliveries [10]")
-    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results", help="[bench/results]")
     parser.add_argument(
-        "--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin DSN [%(default)s]"
+        "--drain", type=float, metavar="S", help="seconds to wait for late responses, then deliveries [10]"
     )
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="TIDINGS_BROADCAST_URL [%(default)s]")
+    parser.add_argument(
+        "--results-dir", type=Path, metavar="DIR", default=REPO / "bench" / "results", help="[bench/results]"
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="DSN",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="admin DSN [%(default)s]",
+    )
+    parser.add_argument(
+        "--redis", metavar="URL", default="redis://127.0.0.1:6379/0", help="TIDINGS_BROADCAST_URL [%(default)s]"
+    )
     return parser.parse_args(argv)
 
 

@@ -96,16 +96,24 @@ def rates(text: str) -> list[float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("scenarios (defaults in brackets; --quick shrinks them all)")
     group.add_argument("--quick", action="store_true", help="a smoke run: ~50 sockets, 3 s per scenario")
-    group.add_argument("--only", help=f"comma-separated subset of: {', '.join(KEYS)}")
-    group.add_argument("--duration", type=float, help="seconds of sending per fan-out scenario [20]")
-    group.add_argument("--moderate", type=fanout_spec, help="the moderate-rate scenario [1000x2@50]")
-    group.add_argument("--mutation-heavy", type=fanout_spec, help="the mutation-heavy scenario [1000x2@300]")
-    group.add_argument("--fan-out-heavy", type=fanout_spec, help="the fan-out-heavy scenario [200x10@200]")
-    group.add_argument("--sweep", type=rates, help="creates/s of the saturation sweep [300,600,900,1200]")
-    group.add_argument("--sweep-shape", type=shape_spec, help="users x devices of the sweep [1000x2]")
-    group.add_argument("--idle-sockets", type=int, help="sockets at the last idle step [4000]")
-    group.add_argument("--idle-step", type=int, help="sockets added per idle step [1000]")
-    group.add_argument("--creates", type=fanout_spec, help="createNotification alone, 0 devices [1000x0@500]")
+    group.add_argument("--only", metavar="KEYS", help=f"comma-separated subset of: {', '.join(KEYS)}")
+    group.add_argument("--duration", type=float, metavar="S", help="seconds of sending per fan-out scenario [20]")
+    group.add_argument("--moderate", type=fanout_spec, metavar="UxD@R", help="the moderate-rate scenario [1000x2@50]")
+    group.add_argument(
+        "--mutation-heavy", type=fanout_spec, metavar="UxD@R", help="the mutation-heavy scenario [1000x2@300]"
+    )
+    group.add_argument(
+        "--fan-out-heavy", type=fanout_spec, metavar="UxD@R", help="the fan-out-heavy scenario [200x10@200]"
+    )
+    group.add_argument(
+        "--sweep", type=rates, metavar="R,R,...", help="creates/s of the saturation sweep [300,600,900,1200]"
+    )
+    group.add_argument("--sweep-shape", type=shape_spec, metavar="UxD", help="users x devices of the sweep [1000x2]")
+    group.add_argument("--idle-sockets", type=int, metavar="N", help="sockets at the last idle step [4000]")
+    group.add_argument("--idle-step", type=int, metavar="N", help="sockets added per idle step [1000]")
+    group.add_argument(
+        "--creates", type=fanout_spec, metavar="UxD@R", help="createNotification alone, 0 devices [1000x0@500]"
+    )
 
 
 def build(args: argparse.Namespace) -> list[Scenario]:
