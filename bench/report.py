@@ -61,11 +61,13 @@ def summarize(scenario: Scenario, result: dict[str, Any]) -> Summary:
             valid=valid,
         )
     deliveries = result["deliveries"]
+    # Offered deliveries that never arrived, those of failed creates too; a delivery to the wrong user or of a message
+    # never sent is as wrong as a lost one.
+    lost = deliveries["lost"] + mutations["failed"] * scenario.devices + deliveries["misrouted"] + deliveries["unknown"]
     return Summary(
         offered=result["offered_deliveries_per_s"],
         done=deliveries["per_s"],
-        # A delivery to the wrong user or of a message never sent is as wrong as a lost one.
-        lost=deliveries["lost"] + deliveries["misrouted"] + deliveries["unknown"],
+        lost=lost,
         duplicates=deliveries["duplicates"],
         p50_ms=result["latency_ms"]["p50"],
         p99_ms=result["latency_ms"]["p99"],
@@ -148,9 +150,10 @@ def table(measured: list[Measured]) -> str:
     lines += [
         "",
         "offered/s, done/s: deliveries per second (createNotification alone: creates per second), done/s over the span",
-        "the deliveries took. lost: deliveries missing after the drain, and any misrouted. p50/p99: from the send to",
-        "each device's receipt (createNotification alone: the mutation's round trip). CPU µs: the server process's CPU",
-        "per delivery (per create). KiB/sock: slope of the server's RSS over the idle steps. frame B: mean next frame.",
+        "the deliveries took. lost: offered deliveries missing after the drain (failed creates' too, any misrouted).",
+        "p50/p99: from the send to each device's receipt (createNotification alone: the mutation's round trip).",
+        "CPU µs: the server process's CPU per delivery (per create). KiB/sock: slope of the server's RSS over the idle",
+        "steps. frame B: mean size of a next frame. tidings/floor: the ratio of each figure.",
     ]
     invalid = [
         f"  {entry.scenario.label} / {name}: {'; '.join(entry.results[name]['invalid_reasons'])}"

@@ -130,7 +130,9 @@ async function fanout() {
 
   const openedAt = Date.now();
   const subscribers = await openSubscribers(0, users * devices, Math.max(devices, 1), onNotification);
-  emit('progress', { phase: 'open', sockets: subscribers.length, failed: users * devices - subscribers.length, seconds: (Date.now() - openedAt) / 1000 });
+  const failedToOpen = users * devices - subscribers.length;
+  const openS = (Date.now() - openedAt) / 1000;
+  emit('progress', { phase: 'open', sockets: subscribers.length, failed: failedToOpen, seconds: openS });
   await sleep(500 + subscribers.length / 4); // let the server finish its subscribes
 
   const warmStarted = Date.now();
@@ -138,7 +140,8 @@ async function fanout() {
   await until(() => sender.inflight === 0, 30_000, changed);
   const warmExpected = countStatus(0, warm, OK) * devices;
   const warmComplete = await until(() => tally.first >= warmExpected, 30_000, changed);
-  emit('progress', { phase: 'warm-up', delivered: tally.first, expected: warmExpected, seconds: (Date.now() - warmStarted) / 1000 });
+  const warmS = (Date.now() - warmStarted) / 1000;
+  emit('progress', { phase: 'warm-up', delivered: tally.first, expected: warmExpected, seconds: warmS });
 
   sender.measuredFrom = warm;
   const machine = new MachineCpu(serverPids);
@@ -183,10 +186,18 @@ async function fanout() {
   const mutationLatency = Float64Array.from(sender.latenciesUs).sort();
   const ownCores = loadgenCores(ownCpu, wallS);
   const invalid = [];
-  if (ownCores > LOADGEN_CORE_LIMIT) invalid.push(`the loadgen used ${(ownCores * 100).toFixed(0)}% of its core: it, not the server, may be the limit`);
-  if (sendLagMs.p99 > SEND_LAG_P99_LIMIT_MS) invalid.push(`sends lagged the schedule by ${sendLagMs.p99.toFixed(1)} ms at p99`);
-  if (cores.other > OTHER_CORE_LIMIT) invalid.push(`other processes used ${(cores.other * 100).toFixed(0)}% of a core (${cores.other_busiest.map((o) => o.comm).join(', ')})`);
-  if (subscribers.length < users * devices) invalid.push(`${users * devices - subscribers.length} sockets did not subscribe`);
+  const percent = (cores) => `${(cores * 100).toFixed(0)}%`;
+  if (ownCores > LOADGEN_CORE_LIMIT) {
+    invalid.push(`the loadgen used ${percent(ownCores)} of its core: it, not the server, may be the limit`);
+  }
+  if (sendLagMs.p99 > SEND_LAG_P99_LIMIT_MS) {
+    invalid.push(`sends lagged the schedule by ${sendLagMs.p99.toFixed(1)} ms at p99`);
+  }
+  if (cores.other > OTHER_CORE_LIMIT) {
+    const busiest = cores.other_busiest.map((o) => o.comm).join(', ');
+    invalid.push(`other processes used ${percent(cores.other)} of a core (${busiest})`);
+  }
+  if (failedToOpen) invalid.push(`${failedToOpen} sockets did not subscribe`);
   if (!warmComplete) invalid.push(`warm-up delivered ${tally.first} of ${warmExpected}`);
   await closeAll(subscribers);
   sender.close();
@@ -205,7 +216,11 @@ async function fanout() {
       failed: countStatus(warm, total, FAILED),
       skipped_inflight_cap: sender.skipped,
       ok_per_s: countStatus(warm, total, OK) / sendS,
-      latency_ms: { p50: usToMs(quantile(mutationLatency, 0.5)), p99: usToMs(quantile(mutationLatency, 0.99)), max: usToMs(quantile(mutationLatency, 1)) },
+      latency_ms: {
+        p50: usToMs(quantile(mutationLatency, 0.5)),
+        p99: usToMs(quantile(mutationLatency, 0.99)),
+        max: usToMs(quantile(mutationLatency, 1)),
+      },
       first_errors: sender.errors,
     },
     deliveries: {

@@ -13,7 +13,8 @@ const TICKS_PER_S = (() => {
 // Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses): [0] is field 3.
 function statFields(pid) {
   const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return { comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), f: text.slice(text.lastIndexOf(')') + 2).split(' ') };
+  const close = text.lastIndexOf(')');
+  return { comm: text.slice(text.indexOf('(') + 1, close), f: text.slice(close + 2).split(' ') };
 }
 
 function pids() {
@@ -90,7 +91,8 @@ export class MachineCpu {
     for (const pid of pids()) {
       try {
         const { comm, f } = statFields(pid);
-        seen.set(pid, { comm, group: this.#group(pid, comm, Number(f[1])), s: (Number(f[11]) + Number(f[12])) / TICKS_PER_S });
+        const s = (Number(f[11]) + Number(f[12])) / TICKS_PER_S;
+        seen.set(pid, { comm, group: this.#group(pid, comm, Number(f[1])), s });
       } catch {
         // gone meanwhile
       }

@@ -3,7 +3,8 @@ import http from 'node:http';
 import { nowNs, nsToMs, sleep } from './clock.mjs';
 import { quantile } from './tally.mjs';
 
-export const MUTATION = 'mutation Create($input: CreateNotificationInput!) { createNotification(input: $input) { id } }';
+export const MUTATION =
+  'mutation Create($input: CreateNotificationInput!) { createNotification(input: $input) { id } }';
 const REQUEST_TIMEOUT_MS = 30_000;
 // Pooled connections idle this long are closed by us, before uvicorn's keep-alive timeout (5 s) can close one under a
 // request being written to it.

@@ -5,7 +5,8 @@ import { nowNs } from './clock.mjs';
 export const SUBPROTOCOL = 'graphql-transport-ws';
 // The fields a notification list shows; the floor sends exactly these.
 export const SUBSCRIPTION =
-  'subscription { notificationEvents { kind cursor unreadCount notification { id userId type title message data createdAt } } }';
+  'subscription { notificationEvents { kind cursor unreadCount ' +
+  'notification { id userId type title message data createdAt } } }';
 const OPERATION_ID = '1';
 const ACK_TIMEOUT_MS = 15_000;
 
