@@ -53,7 +53,7 @@ def summarize(scenario: Scenario, result: dict[str, Any]) -> Summary:
         return Summary(
             offered=scenario.rate,
             done=mutations["ok_per_s"],
-            lost=mutations["failed"],
+            lost=mutations["failed"] + mutations["unacknowledged"],
             p50_ms=mutations["latency_ms"]["p50"],
             p99_ms=mutations["latency_ms"]["p99"],
             cpu_us=result["cpu"]["server_us_per_mutation"],
@@ -63,7 +63,8 @@ def summarize(scenario: Scenario, result: dict[str, Any]) -> Summary:
     deliveries = result["deliveries"]
     # Offered deliveries that never arrived, those of failed creates too; a delivery to the wrong user or of a message
     # never sent is as wrong as a lost one.
-    lost = deliveries["lost"] + mutations["failed"] * scenario.devices + deliveries["misrouted"] + deliveries["unknown"]
+    unanswered = mutations["failed"] + mutations["unacknowledged"]
+    lost = deliveries["lost"] + unanswered * scenario.devices + deliveries["misrouted"] + deliveries["unknown"]
     return Summary(
         offered=result["offered_deliveries_per_s"],
         done=deliveries["per_s"],
@@ -126,7 +127,10 @@ NAME_WIDTH = 15
 
 
 def _cell(value: Any, width: int, form: str) -> str:
-    return (form.format(value) if value is not None else "-").rjust(width)
+    text = "-" if value is None else form.format(value)
+    if len(text) >= width and isinstance(value, float):
+        text = f"{value:.0f}"  # a saturated server's latencies run to seconds
+    return text.rjust(width) if len(text) < width else f" {text}"
 
 
 def table(measured: list[Measured]) -> str:
@@ -150,7 +154,7 @@ def table(measured: list[Measured]) -> str:
     lines += [
         "",
         "offered/s, done/s: deliveries per second (createNotification alone: creates per second), done/s over the span",
-        "the deliveries took. lost: offered deliveries missing after the drain (failed creates' too, any misrouted).",
+        "the deliveries took. lost: offered deliveries missing after the drain (unanswered creates' too, misrouted).",
         "p50/p99: from the send to each device's receipt (createNotification alone: the mutation's round trip).",
         "CPU µs: the server process's CPU per delivery (per create). KiB/sock: slope of the server's RSS over the idle",
         "steps. frame B: mean size of a next frame. tidings/floor: the ratio of each figure.",

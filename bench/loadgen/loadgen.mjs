@@ -166,6 +166,8 @@ async function fanout() {
   await until(() => sender.inflight === 0, drainMs, changed);
   const expected = countStatus(warm, total, OK) * devices;
   await until(() => tally.firstMeasured >= expected, drainMs, changed);
+  // Creates still unanswered now count as failed: a saturated server that never answers loses those notifications.
+  const unacknowledged = measured - countStatus(warm, total, OK) - countStatus(warm, total, FAILED);
   const t1 = nowNs();
   clearInterval(progress);
   const serverCpuS = serverCpu() - serverCpu0;
@@ -214,6 +216,7 @@ async function fanout() {
       offered: measured,
       ok: countStatus(warm, total, OK),
       failed: countStatus(warm, total, FAILED),
+      unacknowledged,
       skipped_inflight_cap: sender.skipped,
       ok_per_s: countStatus(warm, total, OK) / sendS,
       latency_ms: {
