@@ -77,16 +77,16 @@ def _cpu_model() -> str:
 
 
 def _commit() -> str:
+    """The last commit of the server's code (tidings/), `+changes` when the work tree differs from it."""
+    git = ["git", "-C", str(REPO)]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "tidings"], cwd=REPO, capture_output=True, text=True
-        )
+        last = subprocess.run([*git, "log", "-1", "--format=%h", "--", "tidings"], capture_output=True, text=True)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "tidings"], capture_output=True, text=True)
     except OSError:
         return "unknown"
-    if head.returncode != 0:
+    if last.returncode != 0 or not last.stdout.strip():
         return "unknown"
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+    return last.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 def _busy_jiffies() -> tuple[int, int]:
