@@ -10,7 +10,7 @@ WEB_BUILD := web/dist/index.html
 WEB_SOURCES := web/index.html web/graphiql.html web/vite.config.ts web/tsconfig.json $(wildcard web/src/* web/public/*) \
 	$(wildcard clients/js/src/*.ts) graphql/operations/CreateNotification.graphql
 
-.PHONY: serve test lint schema clean
+.PHONY: serve test lint schema bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ endif
 ## Lint, type-check and run the whole test suite
 test: $(VENV)/.installed-test lint $(if $(NPM),$(NODE_TESTS) $(JS_CLIENT) $(WEB_BUILD))
 	$(BIN)/python -m pytest
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@ $(VENV)/.installed
+
+## Measure tidings against the floor on this machine (bench/README.md); `make bench ARGS=--quick` for a smoke run
+bench: $(VENV)/.installed-bench bench/loadgen/node_modules/.package-lock.json
+	$(BIN)/python -m bench.run $(ARGS)
 
 # npm ci installs exactly the committed lockfile; its own node_modules/.package-lock.json marks it done.
 %/node_modules/.package-lock.json: %/package-lock.json

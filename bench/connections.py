@@ -19,9 +19,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests._client import EVENTS, WSClient, create, gql, token  # noqa: E402
-from tests._server import PostgresDatabase, ServerProcess  # noqa: E402
-from tests._services import redis_url  # noqa: E402
+from tests._client import EVENTS, WSClient, create, gql, token
+from tests._server import PostgresDatabase, ServerProcess
+from tests._services import redis_url
 
 
 async def _metric(server: ServerProcess, name: str) -> float:
@@ -80,8 +80,9 @@ async def main(sockets: int) -> None:
             cpu = await _metric(server, "process_cpu_seconds_total") - cpu_before
             print(f"sockets: {len(clients)} ({len(users)} users x 10 devices)")
             print(f"opened and subscribed in {opened:.1f}s")
-            print(f"server RSS: {before / 2**20:.0f} MiB -> {after / 2**20:.0f} MiB, {(after - before) / len(clients) / 1024:.1f} KiB per socket")
-            print(f"{len(users)} notifications delivered to all {len(clients)} sockets in {fanned:.2f}s (client-bound here)")
+            per_socket = (after - before) / len(clients) / 1024
+            print(f"server RSS: {before / 2**20:.0f} MiB -> {after / 2**20:.0f} MiB, {per_socket:.1f} KiB per socket")
+            print(f"{len(users)} notifications delivered to all {len(clients)} sockets in {fanned:.2f}s (client-bound)")
             print(f"server CPU: {cpu:.2f}s for {len(users)} creates and {len(clients)} deliveries")
         finally:
             await asyncio.gather(*(client.close() for client, _ in clients), return_exceptions=True)

@@ -1,0 +1,1 @@
+"""The project's own bench: `make bench` (bench/README.md)."""
