@@ -131,12 +131,9 @@ class Projection:
         return self.arguments.resolve(coerced.coerced)
 
 
-def _select_operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
-    operations = []
-    for definition in document.definitions:
-        if not isinstance(definition, OperationDefinitionNode):
-            return None  # fragments: the standard path
-        operations.append(definition)
+def operation_of(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The operation a request runs: the one named, or the only one (None when that is not well defined)."""
+    operations = [definition for definition in document.definitions if isinstance(definition, OperationDefinitionNode)]
     if operation_name is None:
         return operations[0] if len(operations) == 1 else None
     named = [operation for operation in operations if operation.name and operation.name.value == operation_name]
@@ -162,7 +159,9 @@ def _plain_fields(field: FieldNode) -> list[tuple[str, FieldNode]] | None:
 
 def compile_projection(document: DocumentNode, operation_name: str | None, *, epoch: str) -> Projection | None:
     """A projection for a validated document, or None when it needs the standard path."""
-    operation = _select_operation(document, operation_name)
+    if len(document.definitions) != 1:
+        return None  # fragments: the standard path
+    operation = operation_of(document, operation_name)
     if operation is None or operation.operation != OperationType.SUBSCRIPTION or operation.directives:
         return None
     selections = operation.selection_set.selections

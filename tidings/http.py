@@ -14,17 +14,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from graphql import OperationDefinitionNode, OperationType
+from graphql import DocumentNode, OperationType
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http import process_result
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from tidings.context import retry_after_header
+from tidings.creates import CreatePlans
+from tidings.delivery import operation_of
 
 if TYPE_CHECKING:
     from tidings.context import Context
     from tidings.schema import TidingsSchema
 
+_Request = tuple[str, dict[str, Any] | None, str | None, dict[str, Any] | None, DocumentNode]
 ANSWERED = (OperationType.QUERY, OperationType.MUTATION)  # subscriptions over HTTP stream: the application's
 ALLOWED = (StrawberryOperationType.QUERY, StrawberryOperationType.MUTATION)
 _JSON_TYPES = (b"application/json",)
@@ -47,6 +50,7 @@ class GraphQLOverHTTP:
     ) -> None:
         self.app = app
         self._answered = answered
+        self._creates = CreatePlans()
         self._schema = schema
         self._path = path
         self._context = context
@@ -71,17 +75,22 @@ class GraphQLOverHTTP:
         if request is None:
             await self.app(scope, _replay(body, receive), send)
             return
-        query, variables, operation_name, extensions = request
+        query, variables, operation_name, extensions, document = request
         context = self._context(authorization)
-        result = await self._schema.execute(
-            query,
-            variable_values=variables,
-            context_value=context,
-            operation_name=operation_name,
-            allowed_operation_types=ALLOWED,
-            operation_extensions=extensions,
-        )
-        content = orjson.dumps(process_result(result))
+        content = None
+        plan = self._creates.get(query, operation_name, document) if extensions is None else None
+        if plan is not None:
+            content = await plan.execute(self._schema, context, variables)
+        if content is None:
+            result = await self._schema.execute(
+                query,
+                variable_values=variables,
+                context_value=context,
+                operation_name=operation_name,
+                allowed_operation_types=ALLOWED,
+                operation_extensions=extensions,
+            )
+            content = orjson.dumps(process_result(result))
         headers = [*_RESPONSE_HEADERS, (b"content-length", str(len(content)).encode())]
         if context.retry_after is not None:
             headers.append((b"retry-after", retry_after_header(context.retry_after).encode()))
@@ -89,8 +98,8 @@ class GraphQLOverHTTP:
         await send({"type": "http.response.body", "body": content})
         self._answered()
 
-    def _request(self, body: bytes) -> tuple[str, dict[str, Any] | None, str | None, dict[str, Any] | None] | None:
-        """(query, variables, operationName, extensions) of a request this lane answers, else None."""
+    def _request(self, body: bytes) -> _Request | None:
+        """(query, variables, operationName, extensions, document) of a request this lane answers, else None."""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -108,18 +117,10 @@ class GraphQLOverHTTP:
         document = self._schema.documents.cached(query)
         if document is None:
             return None  # validated (and cached) on the way through the application, answered here next time
-        operation = _operation(document.definitions, operation_name)
+        operation = operation_of(document, operation_name)
         if operation is None or operation.operation not in ANSWERED:
             return None
-        return query, variables, operation_name, extensions
-
-
-def _operation(definitions: Any, name: str | None) -> OperationDefinitionNode | None:
-    operations = [definition for definition in definitions if isinstance(definition, OperationDefinitionNode)]
-    if name is None:
-        return operations[0] if len(operations) == 1 else None
-    named = [operation for operation in operations if operation.name is not None and operation.name.value == name]
-    return named[0] if len(named) == 1 else None
+        return query, variables, operation_name, extensions, document
 
 
 def _is_json(content_type: bytes | None) -> bool:

@@ -29,7 +29,14 @@ from tidings.schema import (
     NotificationEvent,
     NotificationFilter,
 )
-from tidings.store import FeedEvent, IdempotencyConflict, NotFound, NotificationType, database_unavailable
+from tidings.store import (
+    FeedEvent,
+    IdempotencyConflict,
+    NotFound,
+    NotificationRecord,
+    NotificationType,
+    database_unavailable,
+)
 
 logger = logging.getLogger("tidings")
 
@@ -232,23 +239,27 @@ class Query:
         return Notification.from_record(record) if record else None
 
 
+async def create_notification(info: Info[Context, None] | Any, input: CreateNotificationInput) -> NotificationRecord:
+    """createNotification, for the schema and for its fast path (tidings.creates), which passes only the context."""
+    context: Context = info.context
+    context.caller.require_service()
+    _mutating(context)
+    user = context.caller.target_user(input.user_id)
+    fields = _validated(input)
+    store = context.services.store
+    try:
+        record, event = await _db(context, lambda: store.create_notification(user_id=user, **fields), write=True)
+    except IdempotencyConflict as error:
+        raise bad_input(str(error), argument="idempotencyKey") from None
+    await _publish(context, event)
+    return record
+
+
 @strawberry.type(description="Change notifications. Every change is delivered to all of the user's connections.")
 class Mutation:
     @strawberry.mutation(description="Create a notification for a user (service tokens only).")
     async def create_notification(self, info: Info[Context, None], input: CreateNotificationInput) -> Notification:
-        info.context.caller.require_service()
-        _mutating(info.context)
-        user = info.context.caller.target_user(input.user_id)
-        fields = _validated(input)
-        store = info.context.services.store
-        try:
-            record, event = await _db(
-                info.context, lambda: store.create_notification(user_id=user, **fields), write=True
-            )
-        except IdempotencyConflict as error:
-            raise bad_input(str(error), argument="idempotencyKey") from None
-        await _publish(info.context, event)
-        return Notification.from_record(record)
+        return Notification.from_record(await create_notification(info, input))
 
     @strawberry.mutation(description="Mark one notification read. Already read: returned unchanged, no event.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
@@ -352,6 +363,11 @@ class _MaskInternalErrors(MaskErrors):
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked
+
+
+def mask_error(error: GraphQLError) -> GraphQLError:
+    """The error as a response shows it: unexpected ones masked (for paths that run outside the extensions)."""
+    return error if is_user_error(error) else _MaskInternalErrors().anonymise_error(error)
 
 
 def schema_extensions(documents: DocumentCache) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:

@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from tidings.cursors import FeedCursor, encode_page_cursor
 from tidings.documents import DocumentCache, DocumentRules
@@ -191,7 +193,7 @@ class TidingsSchema(strawberry.Schema):
 
     documents: DocumentCache  # every document parsed and validated once (tidings.documents)
 
-    def process_errors(self, errors, execution_context=None):  # type: ignore[no-untyped-def]
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         from tidings.errors import is_user_error
 
         unexpected = [error for error in errors if not is_user_error(error)]

@@ -1,0 +1,139 @@
+"""The `createNotification` fast path: the mutation backends send most, run without graphql-core's executor.
+
+A document that is one `createNotification(input: $input)` with a selection of plain `Notification` fields (such as
+`graphql/operations/CreateNotification.graphql`) is compiled once. Executing it coerces the variables with
+graphql-core, calls the same resolver function the schema calls, and projects the returned notification the way the
+delivery fast path projects one (`tidings.delivery.NOTIFICATION_FIELDS`). Errors are located, logged and masked as
+the standard path does them, so the response is the same bytes; variables that do not coerce and every other
+document take the standard path (`tests/test_fast_paths.py` compares the two).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import strawberry
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    located_error,
+)
+from graphql.execution.values import get_variable_values
+
+from tidings.delivery import NOTIFICATION_FIELDS, Getter, operation_of
+from tidings.schema import CreateNotificationInput
+
+if TYPE_CHECKING:
+    from tidings.context import Context
+    from tidings.schema import TidingsSchema
+
+MUTATION_FIELD = "createNotification"
+MAX_PLANS = 64
+
+
+class _Info:
+    """What the resolver reads of graphql-core's `info`: the context."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+
+class CreatePlan:
+    """One compiled `createNotification` document."""
+
+    def __init__(
+        self, *, operation: OperationDefinitionNode, field: FieldNode, variable: str, fields: list[tuple[str, Getter]]
+    ) -> None:
+        self._operation = operation
+        self._field = field
+        self._key = field.alias.value if field.alias else field.name.value
+        self._variable = variable
+        self._fields = fields
+
+    async def execute(
+        self, schema: TidingsSchema, context: Context, variables: Mapping[str, Any] | None
+    ) -> bytes | None:
+        """The encoded response, or None when the variables do not coerce (the standard path answers those)."""
+        coerced = get_variable_values(schema._schema, self._operation.variable_definitions or (), dict(variables or {}))
+        if isinstance(coerced, list):
+            return None
+        raw = coerced.coerced.get(self._variable)
+        if not isinstance(raw, dict):
+            return None
+        data = CreateNotificationInput(
+            user_id=strawberry.ID(raw["userId"]),
+            title=raw["title"],
+            message=raw["message"],
+            type=raw.get("type"),
+            data=raw.get("data"),
+            idempotency_key=raw.get("idempotencyKey"),
+        )
+        from tidings.resolvers import create_notification
+
+        try:
+            record = await create_notification(_Info(context), data)
+        except Exception as raw_error:
+            error = located_error(raw_error, [self._field], [self._key])
+            schema.process_errors([error])
+            return orjson.dumps({"data": None, "errors": [_masked(error).formatted]})
+        return orjson.dumps({"data": {self._key: {key: get(record) for key, get in self._fields}}})
+
+
+def _masked(error: GraphQLError) -> GraphQLError:
+    from tidings.resolvers import mask_error
+
+    return mask_error(error)
+
+
+def compile_create(document: DocumentNode, operation_name: str | None) -> CreatePlan | None:
+    """A plan for a validated document, or None when it needs the standard path."""
+    operation = operation_of(document, operation_name)
+    if operation is None or operation.operation != OperationType.MUTATION or operation.directives:
+        return None
+    selections = operation.selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return None
+    field = selections[0]
+    if field.name.value != MUTATION_FIELD or field.directives or field.selection_set is None:
+        return None
+    arguments = field.arguments or ()
+    if len(arguments) != 1 or arguments[0].name.value != "input" or not isinstance(arguments[0].value, VariableNode):
+        return None
+    fields: list[tuple[str, Getter]] = []
+    for selection in field.selection_set.selections:
+        if not isinstance(selection, FieldNode) or selection.directives or selection.arguments:
+            return None
+        name = selection.name.value
+        key = selection.alias.value if selection.alias else name
+        if name not in NOTIFICATION_FIELDS or selection.selection_set is not None or key in dict(fields):
+            return None
+        fields.append((key, NOTIFICATION_FIELDS[name]))
+    return CreatePlan(operation=operation, field=field, variable=arguments[0].value.name.value, fields=fields)
+
+
+class CreatePlans:
+    """Compiled documents by (text, operation name); None remembers one that needs the standard path."""
+
+    def __init__(self, *, max_entries: int = MAX_PLANS) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str | None], CreatePlan | None] = OrderedDict()
+
+    def get(self, query: str, operation_name: str | None, document: DocumentNode) -> CreatePlan | None:
+        key = (query, operation_name)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        plan = compile_create(document, operation_name)
+        self._entries[key] = plan
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return plan
