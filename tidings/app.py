@@ -115,7 +115,12 @@ def build_services(settings: Settings) -> Services:
         timeout=settings.database_timeout,
         statement_timeout=settings.statement_timeout,
     )
-    store = SqlStore(engine)
+    store = SqlStore(
+        engine,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout,
+        statement_timeout=settings.statement_timeout,
+    )
     broadcast = Broadcast(
         settings.broadcast_url,
         queue_size=settings.subscriber_queue_size,

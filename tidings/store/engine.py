@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -102,3 +103,36 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+async def create_statement_pool(url: URL, *, size: int, timeout: float, statement_timeout: float) -> asyncpg.Pool:
+    """An asyncpg pool for single statements on PostgreSQL, with the engine's timeouts.
+
+    JSON and JSONB go in as text encoded already and come out decoded by orjson, as through SQLAlchemy. Released
+    connections are not reset (asyncpg's default is one more round trip): nothing run on them changes the session.
+    """
+
+    async def init(connection: asyncpg.Connection) -> None:
+        for kind in ("json", "jsonb"):
+            await connection.set_type_codec(
+                kind, encoder=_as_is, decoder=orjson.loads, schema="pg_catalog", format="text"
+            )
+
+    return await asyncpg.create_pool(
+        url.set(drivername="postgresql").render_as_string(hide_password=False),
+        min_size=0,  # no background reconnects (they log a traceback per attempt while the database is down)
+        max_size=size,
+        timeout=timeout,
+        command_timeout=statement_timeout,
+        server_settings={"statement_timeout": str(int(statement_timeout * 1000))},
+        init=init,
+        reset=_no_reset,
+    )
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+async def _no_reset(_: asyncpg.Connection) -> None:
+    return None

@@ -7,6 +7,7 @@ for each user, and the event log can be replayed after any position without gaps
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import uuid
@@ -15,13 +16,15 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
+import sqlalchemy.exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tidings.store.engine import WRITE_OPTION
+from tidings.store.engine import WRITE_OPTION, create_statement_pool
 from tidings.store.models import events, feeds, meta_table, notifications
 from tidings.store.records import (
     EventKind,
@@ -102,8 +105,17 @@ def _request_hash(type_: NotificationType, title: str, message: str, data: dict[
 class SqlStore:
     """Notifications, per-user feeds and the event log in one SQL database."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, pool_size: int = 10, timeout: float = 5.0, statement_timeout: float = 10.0
+    ) -> None:
         self._engine = engine
+        # The single-statement hot path on PostgreSQL (creates, the reads of subscriptions) runs on an asyncpg pool
+        # of its own: checking out through SQLAlchemy's async engine (a greenlet, pool events, reset) cost more than
+        # the statement. The same size, timeouts and statement timeout as the engine's.
+        self._statements: asyncpg.Pool | None = None
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._statement_timeout = statement_timeout
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._is_postgres = engine.dialect.name == "postgresql"
         # One snapshot for every read of a request (PostgreSQL's default gives each statement its own).
@@ -128,8 +140,18 @@ class SqlStore:
         if value is None:
             raise RuntimeError("the database has not been migrated: run `tidings migrate`")
         self._epoch = value
+        if self._is_postgres and self._statements is None:
+            self._statements = await create_statement_pool(
+                self._engine.url, size=self._pool_size, timeout=self._timeout, statement_timeout=self._statement_timeout
+            )
 
     async def close(self) -> None:
+        if self._statements is not None:
+            statements, self._statements = self._statements, None
+            try:
+                await asyncio.wait_for(statements.close(), timeout=self._timeout)
+            except (TimeoutError, OSError, asyncpg.exceptions.InterfaceError):
+                statements.terminate()
         await self._engine.dispose()
 
     async def ping(self) -> None:
@@ -292,7 +314,7 @@ class SqlStore:
                 type.value,
                 title,
                 message,
-                # JSON parameters as text: the dialect's codec on the connection sends them as they are.
+                # JSON parameters as text: the pool's codec sends them as they are.
                 None if data is None else orjson.dumps(data).decode(),
                 draft.created_at,
                 orjson.dumps(draft.to_dict()).decode(),
@@ -306,16 +328,21 @@ class SqlStore:
 
     @asynccontextmanager
     async def _driver(self) -> AsyncIterator[Any]:
-        """The pooled connection's own asyncpg connection, outside any transaction (each statement commits)."""
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            try:
-                yield driver
-            except BaseException:
-                if driver is None or driver.is_closed():
-                    await conn.invalidate()  # gone: the pool connects a new one
-                raise
+        """An asyncpg connection of the statement pool, outside any transaction (each statement commits)."""
+        pool = self._statements
+        if pool is None:
+            raise RuntimeError("SqlStore.start() has not run")
+        saturated = pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
+        try:
+            connection = await pool.acquire(timeout=self._timeout)
+        except TimeoutError:
+            if saturated:  # every connection was busy: this process is saturated, the database is fine
+                raise sqlalchemy.exc.TimeoutError("no pooled connection came free in time") from None
+            raise
+        try:
+            yield connection
+        finally:
+            await pool.release(connection)
 
     async def _owner_of(self, notification_id: str, owner: str | None) -> str:
         async with self._engine.connect() as conn:
@@ -471,7 +498,7 @@ class SqlStore:
         if self._is_postgres:
             async with self._driver() as driver:
                 records = await driver.fetch(_EVENTS_AFTER, user_id, after_seq, limit)
-            # SQLAlchemy's asyncpg dialect registered its JSON codecs on the connection: snapshots arrive decoded.
+            # The statement pool's JSON codecs decode snapshots (tidings.store.engine.create_statement_pool).
             return [_event(record, snapshot=record["snapshot"]) for record in records]
         query = (
             sa.select(events)
