@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     access_log: bool = False  # uvicorn's line per request: a cost on every mutation, off unless asked for
 
     connection_init_timeout: Annotated[float, Field(gt=0)] = 3.0
-    keepalive_interval: Annotated[float, Field(gt=0)] = 15.0
+    keepalive_interval: Annotated[float, Field(gt=0)] = 25.0
     send_timeout: Annotated[float, Field(gt=0)] = 10.0
     send_queue_size: Annotated[int, Field(ge=1)] = 256
     # Encoded bytes queued per socket, and the largest one result may be: a notification event (10,000 characters of
