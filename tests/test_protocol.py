@@ -259,7 +259,7 @@ async def test_close_reasons_fit_the_close_frame(
     ("query", "reason"),
     [
         ("subscription {", "Syntax Error: Expected Name, found <EOF>."),
-        ("{" + " a" * 2_500 + " }", "Syntax Error: Document contains more than 2000 tokens. Parsing aborted."),
+        ("{" + " a" * 2_500 + " }", "Syntax Error: Document contains more than 1000 tokens. Parsing aborted."),
     ],
     ids=["syntax", "too many tokens"],
 )

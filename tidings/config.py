@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     service_mutations_per_second: Annotated[float, Field(ge=0)] = 2000
     max_query_depth: Annotated[int, Field(ge=1)] = 10
     max_aliases: Annotated[int, Field(ge=0)] = 30
-    max_tokens: Annotated[int, Field(ge=10)] = 2000
+    max_tokens: Annotated[int, Field(ge=10)] = 1000  # GraphiQL's introspection is about 200, our operations under 100
     max_operations_per_connection: Annotated[int, Field(ge=1)] = 20
     # Writes in flight per process; past it mutations answer OVERLOADED with retryAfter at once.
     max_inflight_mutations: Annotated[int, Field(ge=1)] = 64
