@@ -28,7 +28,8 @@ from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.context import Context, Services
-from tidings.delivery import Projections
+from tidings.delivery import Projection, projections
+from tidings.documents import CompiledDocuments
 from tidings.feed import FeedHub
 from tidings.http import GraphQLOverHTTP
 from tidings.limits import Admission, BodySizeLimit, RateLimiter
@@ -57,7 +58,7 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         services: Services,
         max_connections_per_user: int,
         loopback_origins: bool,
-        projections: Projections | None,
+        projections: CompiledDocuments[Projection] | None,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
@@ -241,7 +242,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Same-origin pages are always allowed; a handshake without Origin (a backend) too.
         allowed_origins=settings.allowed_origins,
         loopback_origins=settings.loopback_origins_allowed,
-        projections=Projections(epoch=lambda: services.store.epoch) if settings.delivery_fast_path else None,
+        projections=projections(epoch=lambda: services.store.epoch) if settings.delivery_fast_path else None,
     )
     app.include_router(router)  # the WebSocket route stays for what is mounted elsewhere; TidingsApp takes the socket
     app.graphql_router = router

@@ -10,7 +10,6 @@ document take the standard path (`tests/test_fast_paths.py` compares the two).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 
 from tidings.delivery import NOTIFICATION_FIELDS, Getter, operation_of
+from tidings.documents import CompiledDocuments
 from tidings.schema import CreateNotificationInput
 
 if TYPE_CHECKING:
@@ -120,20 +120,6 @@ def compile_create(document: DocumentNode, operation_name: str | None) -> Create
     return CreatePlan(operation=operation, field=field, variable=arguments[0].value.name.value, fields=fields)
 
 
-class CreatePlans:
-    """Compiled documents by (text, operation name); None remembers one that needs the standard path."""
-
-    def __init__(self, *, max_entries: int = MAX_PLANS) -> None:
-        self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str | None], CreatePlan | None] = OrderedDict()
-
-    def get(self, query: str, operation_name: str | None, document: DocumentNode) -> CreatePlan | None:
-        key = (query, operation_name)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        plan = compile_create(document, operation_name)
-        self._entries[key] = plan
-        if len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-        return plan
+def create_plans() -> CompiledDocuments[CreatePlan]:
+    """This process's compiled createNotification documents."""
+    return CompiledDocuments(compile_create, max_entries=MAX_PLANS)

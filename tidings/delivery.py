@@ -29,6 +29,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 
 from tidings.cursors import FeedCursor
+from tidings.documents import CompiledDocuments
 from tidings.store import FeedEvent, NotificationRecord
 
 SUBSCRIPTION_FIELD = "notificationEvents"
@@ -221,21 +222,9 @@ def _notification_getter(fields: list[tuple[str, Getter]]) -> Getter:
     return notification
 
 
-class Projections:
-    """Compiled documents by (text, operation name); None remembers a document that needs the standard path."""
-
-    def __init__(self, *, epoch: Callable[[], str], max_entries: int = MAX_PROJECTIONS) -> None:
-        self._epoch = epoch
-        self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str | None], Projection | None] = OrderedDict()
-
-    def get(self, query: str, operation_name: str | None, document: DocumentNode) -> Projection | None:
-        key = (query, operation_name)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        projection = compile_projection(document, operation_name, epoch=self._epoch())
-        self._entries[key] = projection
-        if len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-        return projection
+def projections(*, epoch: Callable[[], str]) -> CompiledDocuments[Projection]:
+    """This process's compiled notificationEvents documents; `epoch` names the database (known once it started)."""
+    return CompiledDocuments(
+        lambda document, operation_name: compile_projection(document, operation_name, epoch=epoch()),
+        max_entries=MAX_PROJECTIONS,
+    )

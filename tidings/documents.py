@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSyntaxError, parse
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
@@ -21,6 +21,8 @@ from strawberry.schema.schema import validate_document
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
+
+T = TypeVar("T")
 
 # A parsed document holds roughly 60-70 times its text in AST objects; the byte bound counts the text.
 DEFAULT_MAX_ENTRIES = 512
@@ -155,3 +157,26 @@ class CachedDocuments(SchemaExtension):
         elif context.query and context.graphql_document is not None:
             context.pre_execution_errors = self._cache.validate(context.query, context.graphql_document)
         yield
+
+
+class CompiledDocuments(Generic[T]):
+    """What a fast path compiled of each (document text, operation name), least recently used first out.
+
+    `compile` returns None for a document that needs the standard path; that answer is remembered too.
+    """
+
+    def __init__(self, compile: Callable[[DocumentNode, str | None], T | None], *, max_entries: int) -> None:
+        self._compile = compile
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str | None], T | None] = OrderedDict()
+
+    def get(self, query: str, operation_name: str | None, document: DocumentNode) -> T | None:
+        key = (query, operation_name)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        compiled = self._compile(document, operation_name)
+        self._entries[key] = compiled
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return compiled

@@ -20,7 +20,7 @@ from strawberry.http import process_result
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from tidings.context import retry_after_header
-from tidings.creates import CreatePlans
+from tidings.creates import create_plans
 from tidings.delivery import operation_of
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class GraphQLOverHTTP:
     ) -> None:
         self.app = app
         self._answered = answered
-        self._creates = CreatePlans()
+        self._creates = create_plans()
         self._schema = schema
         self._path = path
         self._context = context

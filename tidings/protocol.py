@@ -30,7 +30,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from tidings.context import Context
-from tidings.delivery import Projection, Projections
+from tidings.delivery import Projection
+from tidings.documents import CompiledDocuments
 from tidings.errors import ErrorCode, UserError
 from tidings.resolvers import event_stream
 from tidings.store import FeedEvent
@@ -156,7 +157,7 @@ class TransportHost(Protocol):
     """What the handler needs from the router that runs it (`TidingsGraphQLRouter`)."""
 
     connection_slots: ConnectionSlots
-    projections: Projections | None  # None: every operation takes Strawberry's standard path
+    projections: CompiledDocuments[Projection] | None  # None: every operation takes Strawberry's standard path
     keepalive: TimerWheel  # ticks every socket's keep-alive once per TIDINGS_KEEPALIVE_INTERVAL
 
 

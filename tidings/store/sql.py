@@ -83,6 +83,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _new_record(
+    user_id: str, seq: int, type: NotificationType, title: str, message: str, data: dict[str, Any] | None
+) -> NotificationRecord:
+    return NotificationRecord(
+        id=str(uuid.uuid4()),
+        user_id=user_id,
+        seq=seq,
+        type=type,
+        title=title,
+        message=message,
+        data=data,
+        read_at=None,
+        created_at=_now(),
+    )
+
+
 def _record(row: Any) -> NotificationRecord:
     return NotificationRecord(
         id=row.id,
@@ -261,17 +277,7 @@ class SqlStore:
                     if existing.request_hash != request_hash:
                         raise IdempotencyConflict("idempotencyKey was already used with a different payload")
                     return _record(existing), None
-            record = NotificationRecord(
-                id=str(uuid.uuid4()),
-                user_id=user_id,
-                seq=position.seq + 1,
-                type=type,
-                title=title,
-                message=message,
-                data=data,
-                read_at=None,
-                created_at=_now(),
-            )
+            record = _new_record(user_id, position.seq + 1, type, title, message, data)
             await conn.execute(
                 notifications.insert().values(
                     id=record.id,
@@ -295,17 +301,7 @@ class SqlStore:
     async def _create_in_one_statement(
         self, *, user_id: str, type: NotificationType, title: str, message: str, data: dict[str, Any] | None
     ) -> tuple[NotificationRecord, FeedEvent]:
-        draft = NotificationRecord(
-            id=str(uuid.uuid4()),
-            user_id=user_id,
-            seq=0,  # taken inside the statement
-            type=type,
-            title=title,
-            message=message,
-            data=data,
-            read_at=None,
-            created_at=_now(),
-        )
+        draft = _new_record(user_id, 0, type, title, message, data)  # its position is taken inside the statement
         async with self._driver() as driver:
             row = await driver.fetchrow(
                 _CREATE_IN_ONE_STATEMENT,
