@@ -184,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        services.metrics.watch_gc()
         if app.graphql_router is not None:
             app.graphql_router.keepalive.start()
         background = [
@@ -200,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             if app.graphql_router is not None:
                 await app.graphql_router.keepalive.close()
+            services.metrics.unwatch_gc()
             await services.broadcast.disconnect()
             await services.store.close()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -68,6 +70,14 @@ class Metrics:
         self.database_unavailable = Counter(
             "tidings_database_unavailable", "requests answered SERVICE_UNAVAILABLE", registry=self.registry
         )
+        self.gc_pauses = Histogram(
+            "tidings_gc_pause_seconds",
+            "garbage collections by generation: every one stops deliveries for its duration",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=self.registry,
+        )
+        self._gc_started = 0.0
         self._replays_now = 0
         self._replays_max = 0
 
@@ -85,6 +95,21 @@ class Metrics:
         finally:
             self._replays_now -= 1
             self.replays_in_flight.set(self._replays_now)
+
+    def watch_gc(self) -> None:
+        """Time every garbage collection of this process into `tidings_gc_pause_seconds`."""
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        self.gc_pauses.labels(generation=str(info["generation"])).observe(time.perf_counter() - self._gc_started)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

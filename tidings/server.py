@@ -7,6 +7,7 @@ import logging
 import socket
 import struct
 
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 logger = logging.getLogger("tidings.ws")
@@ -16,7 +17,7 @@ _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RS
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio, except that a connection still not drained `close_timeout` after the app is done
-    with it is aborted.
+    with it is aborted, and that the handshake is not kept once it is done.
 
     uvicorn closes its transport gracefully, and asyncio then keeps the transport, its write buffer and the socket
     until that buffer drains: never, for a client that keeps its receive window shut while its kernel answers the
@@ -25,6 +26,15 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     """
 
     _abort_timer: asyncio.TimerHandle | None = None
+    _handshake_freed = False
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if self.handshake_complete and not self._handshake_freed:
+            # uvicorn keeps the handshake's request and response (their headers: a few KiB) for the connection's
+            # life, and reads neither again once the handshake is done.
+            self._handshake_freed = True
+            self.request = self.response = None  # type: ignore[assignment]
 
     async def run_asgi(self) -> None:
         try:
