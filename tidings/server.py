@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import struct
+from typing import Any
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -15,9 +16,70 @@ logger = logging.getLogger("tidings.ws")
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST and discards unsent data
 
 
+class _Inbox:
+    """What uvicorn uses of its per-connection `asyncio.Queue`, without its three deques (about 2 KiB per socket)."""
+
+    __slots__ = ("_items", "_waiters")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        for waiter in self._waiters:  # every getter re-checks; there is one, the app's receive
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        return self._items.pop(0)
+
+
+class _Flag:
+    """What uvicorn uses of its `writable` `asyncio.Event`, without the Event's deque."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        while not self._set:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio, except that a connection still not drained `close_timeout` after the app is done
-    with it is aborted, and that the handshake is not kept once it is done.
+    with it is aborted, that the handshake is not kept once it is done, and that its per-connection queue and
+    writable flag are lighter than asyncio's.
 
     uvicorn closes its transport gracefully, and asyncio then keeps the transport, its write buffer and the socket
     until that buffer drains: never, for a client that keeps its receive window shut while its kernel answers the
@@ -27,6 +89,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     _abort_timer: asyncio.TimerHandle | None = None
     _handshake_freed = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Held by every socket for hours: the same behaviour in less memory.
+        self.queue = _Inbox()  # type: ignore[assignment]
+        writable = _Flag()
+        writable.set()
+        self.writable = writable  # type: ignore[assignment]
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
