@@ -1,8 +1,9 @@
 """One timer wheel per process for what every socket does periodically (keep-alive), instead of a timer per socket.
 
-One task wakes every `interval / slots` seconds and ticks the next of `slots` buckets. A member joins the bucket that
-was ticked last, so its first tick comes about one interval after it joined and then once per interval; members who
-join at different times are ticked at different times, so the work is spread over the interval.
+One task wakes every `interval / slots` seconds and ticks the next of `slots` buckets. Members join the buckets in
+turn, so each bucket holds its share however members arrive: two thousand sockets that connect within a second are
+pinged a sixty-fourth at a time, not all at once (which stalled deliveries for tens of milliseconds). A member's first
+tick comes within one interval of joining, then one every interval.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ Tick = Callable[[], None]
 class TimerWheel:
     """Calls each member's tick once per `interval`; members come and go at any time."""
 
-    def __init__(self, interval: float, *, slots: int = 16) -> None:
+    def __init__(self, interval: float, *, slots: int = 64) -> None:
         self.interval = interval
         self._buckets: list[dict[int, Tick]] = [{} for _ in range(slots)]
         self._current = 0  # the bucket ticked next
+        self._joining = 0  # the bucket the next member joins
         self._keys = 0
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets)
+
+    def loads(self) -> list[int]:
+        """Members per bucket: how many are ticked at each step."""
+        return [len(bucket) for bucket in self._buckets]
 
     def start(self) -> None:
         """Start the wheel's task (the application does at start; `add` does if nobody has)."""
@@ -38,7 +44,8 @@ class TimerWheel:
     def add(self, tick: Tick) -> tuple[int, int]:
         """Join the wheel; returns the handle that `remove` takes."""
         self.start()
-        bucket = (self._current - 1) % len(self._buckets)
+        bucket = self._joining
+        self._joining = (bucket + 1) % len(self._buckets)
         self._keys += 1
         self._buckets[bucket][self._keys] = tick
         return bucket, self._keys

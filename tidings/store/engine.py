@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ async def create_statement_pool(url: URL, *, size: int, timeout: float, statemen
                 kind, encoder=_as_is, decoder=orjson.loads, schema="pg_catalog", format="text"
             )
 
-    return await asyncpg.create_pool(
+    pool = await asyncpg.create_pool(
         url.set(drivername="postgresql").render_as_string(hide_password=False),
         min_size=0,  # no background reconnects (they log a traceback per attempt while the database is down)
         max_size=size,
@@ -127,7 +128,16 @@ async def create_statement_pool(url: URL, *, size: int, timeout: float, statemen
         server_settings={"statement_timeout": str(int(statement_timeout * 1000))},
         init=init,
         reset=_no_reset,
+        # Connections stay: opening one (and its codecs' type lookups) takes tens of ms, which a request would wait.
+        max_inactive_connection_lifetime=0,
     )
+    # Opened at start rather than by the first requests that find none free (a failure here is only a connection
+    # that the pool opens later, on demand).
+    connections = await asyncio.gather(*(pool.acquire() for _ in range(size)), return_exceptions=True)
+    for connection in connections:
+        if not isinstance(connection, BaseException):
+            await pool.release(connection)
+    return pool
 
 
 def _as_is(text: str) -> str:

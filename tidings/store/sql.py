@@ -59,6 +59,7 @@ RETURNING seq, unread_count, snapshot
 """
 # The reads a subscription makes, on PostgreSQL, as single statements on asyncpg (one round trip each).
 _POSITION = "SELECT last_seq, unread_count FROM user_feeds WHERE user_id = $1"
+_POSITIONS = "SELECT user_id, last_seq FROM user_feeds WHERE user_id = ANY($1::text[])"
 _EVENTS_AFTER = (
     "SELECT user_id, seq, kind, snapshot, unread_count, up_to_seq, count FROM notification_events "
     "WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
@@ -510,6 +511,10 @@ class SqlStore:
         """Last positions of many users in one query (for periodic catch-up of local subscribers)."""
         if not user_ids:
             return {}
+        if self._is_postgres:  # one array parameter: no statement of a thousand placeholders to build every sync
+            async with self._driver() as driver:
+                records = await driver.fetch(_POSITIONS, list(user_ids))
+            return {record["user_id"]: record["last_seq"] for record in records}
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(sa.select(feeds.c.user_id, feeds.c.last_seq).where(feeds.c.user_id.in_(user_ids)))
