@@ -16,6 +16,22 @@ logger = logging.getLogger("tidings.ws")
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST and discards unsent data
 
 
+async def _wait_on(waiters: list[asyncio.Future[None]]) -> None:
+    """Wait until woken by `_wake_all(waiters)`."""
+    waiter = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        waiters.remove(waiter)
+
+
+def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+
+
 class _Inbox:
     """What uvicorn uses of its per-connection `asyncio.Queue`, without its three deques (about 2 KiB per socket)."""
 
@@ -27,21 +43,14 @@ class _Inbox:
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
-        for waiter in self._waiters:  # every getter re-checks; there is one, the app's receive
-            if not waiter.done():
-                waiter.set_result(None)
+        _wake_all(self._waiters)  # every getter re-checks; there is one, the app's receive
 
     def empty(self) -> bool:
         return not self._items
 
     async def get(self) -> Any:
         while not self._items:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                self._waiters.remove(waiter)
+            await _wait_on(self._waiters)
         return self._items.pop(0)
 
 
@@ -59,21 +68,14 @@ class _Flag:
 
     def set(self) -> None:
         self._set = True
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        _wake_all(self._waiters)
 
     def clear(self) -> None:
         self._set = False
 
     async def wait(self) -> None:
         while not self._set:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                self._waiters.remove(waiter)
+            await _wait_on(self._waiters)
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):

@@ -11,10 +11,10 @@ import asyncio
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -37,6 +37,8 @@ from tidings.store.records import (
     NotificationRecord,
     NotificationType,
 )
+
+T = TypeVar("T")
 
 EPOCH_KEY = "feed_epoch"
 
@@ -82,6 +84,32 @@ _UNREAD = sa.and_(notifications.c.read_at.is_(None), _LIVE)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_unfinished: set[asyncio.Task[Any]] = set()  # reads whose caller was cancelled, until they are done
+
+
+async def _finished_even_if_cancelled(read: Coroutine[Any, Any, T]) -> T:
+    """Run a SQLite read to its end even when its caller is cancelled (a subscription that closes mid-read).
+
+    A read cancelled inside SQLAlchemy's aiosqlite adapter invalidates its connection, and the adapter's graceful
+    close is then left pending forever ("Task was destroyed but it is pending"); finishing the read returns the
+    connection to the pool instead. The caller still sees its cancellation at once.
+    """
+    task = asyncio.ensure_future(read)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            _unfinished.add(task)
+            task.add_done_callback(_forget_unfinished)
+        raise
+
+
+def _forget_unfinished(task: asyncio.Task[Any]) -> None:
+    _unfinished.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: nobody waits for it any more
 
 
 def _new_record(
@@ -442,6 +470,9 @@ class SqlStore:
             async with self._driver() as driver:
                 row = await driver.fetchrow(_POSITION, user_id)
             return FeedPosition(seq=row["last_seq"], unread_count=row["unread_count"]) if row else FeedPosition(0, 0)
+        return await _finished_even_if_cancelled(self._sqlite_position(user_id))
+
+    async def _sqlite_position(self, user_id: str) -> FeedPosition:
         async with self._read() as conn:
             return await self._position(conn, user_id)
 
@@ -497,6 +528,9 @@ class SqlStore:
                 records = await driver.fetch(_EVENTS_AFTER, user_id, after_seq, limit)
             # The statement pool's JSON codecs decode snapshots (tidings.store.engine.create_statement_pool).
             return [_event(record, snapshot=record["snapshot"]) for record in records]
+        return await _finished_even_if_cancelled(self._sqlite_events_after(user_id, after_seq, limit))
+
+    async def _sqlite_events_after(self, user_id: str, after_seq: int, limit: int) -> list[FeedEvent]:
         query = (
             sa.select(events)
             .where(events.c.user_id == user_id, events.c.seq > after_seq)
