@@ -26,7 +26,7 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from tidings.delivery import NOTIFICATION_FIELDS, Getter, operation_of
+from tidings.delivery import Getter, notification_fields, root_field
 from tidings.documents import CompiledDocuments
 from tidings.schema import CreateNotificationInput
 
@@ -96,27 +96,16 @@ def _masked(error: GraphQLError) -> GraphQLError:
 
 def compile_create(document: DocumentNode, operation_name: str | None) -> CreatePlan | None:
     """A plan for a validated document, or None when it needs the standard path."""
-    operation = operation_of(document, operation_name)
-    if operation is None or operation.operation != OperationType.MUTATION or operation.directives:
+    found = root_field(document, operation_name, OperationType.MUTATION, MUTATION_FIELD)
+    if found is None:
         return None
-    selections = operation.selection_set.selections
-    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
-        return None
-    field = selections[0]
-    if field.name.value != MUTATION_FIELD or field.directives or field.selection_set is None:
-        return None
+    operation, field = found
     arguments = field.arguments or ()
     if len(arguments) != 1 or arguments[0].name.value != "input" or not isinstance(arguments[0].value, VariableNode):
         return None
-    fields: list[tuple[str, Getter]] = []
-    for selection in field.selection_set.selections:
-        if not isinstance(selection, FieldNode) or selection.directives or selection.arguments:
-            return None
-        name = selection.name.value
-        key = selection.alias.value if selection.alias else name
-        if name not in NOTIFICATION_FIELDS or selection.selection_set is not None or key in dict(fields):
-            return None
-        fields.append((key, NOTIFICATION_FIELDS[name]))
+    fields = notification_fields(field)
+    if fields is None:
+        return None
     return CreatePlan(operation=operation, field=field, variable=arguments[0].value.name.value, fields=fields)
 
 

@@ -117,9 +117,11 @@ class Projection:
             self._shared.popitem(last=False)
         return text
 
-    def next_message(self, operation_id: str, event: FeedEvent) -> str:
-        """The whole `next` frame, as the standard path would encode it."""
-        return f'{{"id":{orjson.dumps(operation_id).decode()},"type":"next","payload":{self.payload(event)}}}'
+    @staticmethod
+    def next_prefix(operation_id: str) -> str:
+        """What every `next` frame of one operation starts with: prefix + payload + "}" is the whole frame, as the
+        standard path would encode it. Encoded once per operation rather than once per event."""
+        return f'{{"id":{orjson.dumps(operation_id).decode()},"type":"next","payload":'
 
     def coerce(self, schema: GraphQLSchema, variables: Mapping[str, object] | None) -> dict[str, object] | None:
         """The root field's arguments for these variables; None when they do not coerce (the standard path says why)."""
@@ -158,19 +160,38 @@ def _plain_fields(field: FieldNode) -> list[tuple[str, FieldNode]] | None:
     return selected
 
 
-def compile_projection(document: DocumentNode, operation_name: str | None, *, epoch: str) -> Projection | None:
-    """A projection for a validated document, or None when it needs the standard path."""
-    if len(document.definitions) != 1:
-        return None  # fragments: the standard path
+def root_field(
+    document: DocumentNode, operation_name: str | None, kind: OperationType, name: str
+) -> tuple[OperationDefinitionNode, FieldNode] | None:
+    """The operation and its one root field, when they are of this kind and name and carry no directives."""
     operation = operation_of(document, operation_name)
-    if operation is None or operation.operation != OperationType.SUBSCRIPTION or operation.directives:
+    if operation is None or operation.operation != kind or operation.directives:
         return None
     selections = operation.selection_set.selections
     if len(selections) != 1 or not isinstance(selections[0], FieldNode):
         return None
-    root = selections[0]
-    if root.name.value != SUBSCRIPTION_FIELD or root.directives:
+    field = selections[0]
+    if field.name.value != name or field.directives:
         return None
+    return operation, field
+
+
+def notification_fields(field: FieldNode) -> list[tuple[str, Getter]] | None:
+    """(response key, getter) of a selection of plain `Notification` fields, or None for anything else."""
+    selected = _plain_fields(field)
+    if selected is None or any(node.name.value not in NOTIFICATION_FIELDS for _, node in selected):
+        return None
+    return [(key, NOTIFICATION_FIELDS[node.name.value]) for key, node in selected]
+
+
+def compile_projection(document: DocumentNode, operation_name: str | None, *, epoch: str) -> Projection | None:
+    """A projection for a validated document, or None when it needs the standard path."""
+    if len(document.definitions) != 1:
+        return None  # fragments: the standard path
+    found = root_field(document, operation_name, OperationType.SUBSCRIPTION, SUBSCRIPTION_FIELD)
+    if found is None:
+        return None
+    operation, root = found
     literals: dict[str, str | None] = {}
     variables: dict[str, str] = {}
     for argument in root.arguments or ():
@@ -190,10 +211,10 @@ def compile_projection(document: DocumentNode, operation_name: str | None, *, ep
     for key, field in selected:
         name = field.name.value
         if name == "notification":
-            inner = _plain_fields(field)
-            if inner is None or any(node.name.value not in NOTIFICATION_FIELDS for _, node in inner):
+            inner = notification_fields(field)
+            if inner is None:
                 return None
-            fields.append((key, _notification_getter([(k, NOTIFICATION_FIELDS[node.name.value]) for k, node in inner])))
+            fields.append((key, _notification_getter(inner)))
         elif field.selection_set is not None:
             return None
         elif name == "cursor":

@@ -608,9 +608,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     ) -> None:
         """The fast path's operation task: what `run_operation` does, with the projection instead of execution."""
         try:
+            prefix = projection.next_prefix(operation.id)
             async with aclosing(events):  # type: ignore[type-var]
                 async for event in events:
-                    await self.outbound.send_encoded(projection.next_message(operation.id, event))
+                    await self.outbound.send_encoded(prefix + projection.payload(event) + "}")
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except Exception as error:
             await self.handle_task_exception(error)
