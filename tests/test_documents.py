@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tidings import documents
+from tidings.composition import build_schema
 from tidings.config import Settings
-from tidings.schema import build_schema
 
 VALID = "{ __typename }"
 

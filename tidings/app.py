@@ -26,6 +26,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from tidings import migrate, web
 from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
+from tidings.composition import build_schema
 from tidings.config import Settings
 from tidings.context import Context, Services
 from tidings.delivery import Projection, projections
@@ -35,7 +36,6 @@ from tidings.http import GraphQLOverHTTP
 from tidings.limits import Admission, BodySizeLimit, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.protocol import ConnectionSlots, TransportWSHandler
-from tidings.schema import build_schema
 from tidings.store import SqlStore, create_engine
 from tidings.wheel import TimerWheel
 

@@ -106,7 +106,7 @@ def _token(args: argparse.Namespace) -> int:
 def export_schema_sdl() -> str:
     from strawberry.printer import print_schema
 
-    from tidings.schema import build_schema
+    from tidings.composition import build_schema
 
     return print_schema(build_schema(Settings(introspection=True))) + "\n"
 

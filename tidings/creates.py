@@ -31,8 +31,8 @@ from tidings.documents import CompiledDocuments
 from tidings.schema import CreateNotificationInput
 
 if TYPE_CHECKING:
+    from tidings.composition import TidingsSchema
     from tidings.context import Context
-    from tidings.schema import TidingsSchema
 
 MUTATION_FIELD = "createNotification"
 MAX_PLANS = 64
@@ -89,7 +89,7 @@ class CreatePlan:
 
 
 def _masked(error: GraphQLError) -> GraphQLError:
-    from tidings.resolvers import mask_error
+    from tidings.composition import mask_error
 
     return mask_error(error)
 

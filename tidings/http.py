@@ -24,8 +24,8 @@ from tidings.creates import create_plans
 from tidings.delivery import operation_of
 
 if TYPE_CHECKING:
+    from tidings.composition import TidingsSchema
     from tidings.context import Context
-    from tidings.schema import TidingsSchema
 
 _Request = tuple[str, dict[str, Any] | None, str | None, dict[str, Any] | None, DocumentNode]
 ANSWERED = (OperationType.QUERY, OperationType.MUTATION)  # subscriptions over HTTP stream: the application's

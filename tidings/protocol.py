@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from strawberry.http.async_base_view import AsyncBaseHTTPView
     from strawberry.schema import BaseSchema
 
-    from tidings.schema import TidingsSchema
+    from tidings.composition import TidingsSchema
 
 logger = logging.getLogger("tidings.ws")
 

@@ -12,14 +12,11 @@ from typing import Any, TypeVar
 import orjson
 import sqlalchemy.exc
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types import Info
 
 from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
-from tidings.documents import CachedDocuments, DocumentCache
-from tidings.errors import ErrorCode, UserError, bad_input, is_user_error, not_found
+from tidings.errors import ErrorCode, UserError, bad_input, not_found
 from tidings.feed import user_channel
 from tidings.schema import (
     CreateNotificationInput,
@@ -348,28 +345,3 @@ async def _as_graphql(events: AsyncIterator[FeedEvent], epoch: str) -> AsyncGene
     async with aclosing(events):  # type: ignore[type-var]
         async for event in events:
             yield NotificationEvent.from_event(event, epoch)
-
-
-# -- schema extensions ------------------------------------------------------------------------------------------
-
-
-class _MaskInternalErrors(MaskErrors):
-    """Hide internal errors (no stack traces or SQL in responses), with a code clients can branch on."""
-
-    def __init__(self) -> None:
-        super().__init__(should_mask_error=lambda error: not is_user_error(error), error_message="Internal error")
-
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
-        return masked
-
-
-def mask_error(error: GraphQLError) -> GraphQLError:
-    """The error as a response shows it: unexpected ones masked (for paths that run outside the extensions)."""
-    return error if is_user_error(error) else _MaskInternalErrors().anonymise_error(error)
-
-
-def schema_extensions(documents: DocumentCache) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
-    """Factories: Strawberry builds fresh extensions per request (the document cache is shared)."""
-    return [_MaskInternalErrors, lambda: CachedDocuments(documents)]

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.scalars import JSON
-from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
 
 from tidings.cursors import FeedCursor, encode_page_cursor
-from tidings.documents import DocumentCache, DocumentRules
 from tidings.store import records
-
-if TYPE_CHECKING:
-    from tidings.config import Settings
 
 DateTime = strawberry.scalar(
     name="DateTime",
@@ -165,37 +157,3 @@ class MarkAllReadResult:
     cursor: str = strawberry.field(
         description="Feed position after the ALL_READ event (or the current position when nothing changed)."
     )
-
-
-def build_schema(settings: Settings) -> TidingsSchema:
-    """The executable schema with tidings' extensions (error masking, the document cache with every limit)."""
-    from tidings.resolvers import Mutation, Query, Subscription, schema_extensions
-
-    schema = TidingsSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        config=StrawberryConfig(scalar_map={datetime: DateTime}),
-    )
-    rules = DocumentRules.build(
-        max_tokens=settings.max_tokens,
-        max_depth=settings.max_query_depth,
-        max_aliases=settings.max_aliases,
-        introspection=settings.introspection,
-    )
-    schema.documents = DocumentCache(schema._schema, rules)
-    schema.extensions = tuple(schema_extensions(schema.documents))
-    return schema
-
-
-class TidingsSchema(strawberry.Schema):
-    """Logs only unexpected errors: a user's bad input is an answer, not a failure of the service."""
-
-    documents: DocumentCache  # every document parsed and validated once (tidings.documents)
-
-    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
-        from tidings.errors import is_user_error
-
-        unexpected = [error for error in errors if not is_user_error(error)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)

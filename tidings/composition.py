@@ -1,0 +1,76 @@
+"""The executable schema: types (tidings.schema) and resolvers (tidings.resolvers) composed with tidings' extensions.
+
+The floors go one way: composition imports resolvers, resolvers import types, types import neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from tidings.documents import CachedDocuments, DocumentCache, DocumentRules
+from tidings.errors import is_user_error
+from tidings.resolvers import Mutation, Query, Subscription
+from tidings.schema import DateTime
+
+if TYPE_CHECKING:
+    from tidings.config import Settings
+
+
+def build_schema(settings: Settings) -> TidingsSchema:
+    """The executable schema with tidings' extensions (error masking, the document cache with every limit)."""
+    schema = TidingsSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        config=StrawberryConfig(scalar_map={datetime: DateTime}),
+    )
+    rules = DocumentRules.build(
+        max_tokens=settings.max_tokens,
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        introspection=settings.introspection,
+    )
+    schema.documents = DocumentCache(schema._schema, rules)
+    schema.extensions = tuple(schema_extensions(schema.documents))
+    return schema
+
+
+class TidingsSchema(strawberry.Schema):
+    """Logs only unexpected errors: a user's bad input is an answer, not a failure of the service."""
+
+    documents: DocumentCache  # every document parsed and validated once (tidings.documents)
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        unexpected = [error for error in errors if not is_user_error(error)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+class _MaskInternalErrors(MaskErrors):
+    """Hide internal errors (no stack traces or SQL in responses), with a code clients can branch on."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not is_user_error(error), error_message="Internal error")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
+
+
+def mask_error(error: GraphQLError) -> GraphQLError:
+    """The error as a response shows it: unexpected ones masked (for paths that run outside the extensions)."""
+    return error if is_user_error(error) else _MaskInternalErrors().anonymise_error(error)
+
+
+def schema_extensions(documents: DocumentCache) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+    """Factories: Strawberry builds fresh extensions per request (the document cache is shared)."""
+    return [_MaskInternalErrors, lambda: CachedDocuments(documents)]
