@@ -159,7 +159,9 @@ async def _purge_expired(services: Services) -> None:
     while True:
         try:
             cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
-            removed_events, removed_tombstones = await services.store.purge_before(cutoff)
+            removed_events, removed_tombstones = await services.store.purge_before(
+                cutoff, batch_size=settings.retention_batch_size
+            )
             if removed_events or removed_tombstones:
                 logger.info(
                     "retention: removed %d events and %d deleted notifications", removed_events, removed_tombstones

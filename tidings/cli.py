@@ -31,7 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tidings import web
-    from tidings.server import WebSocketProtocol
+    from tidings.server import HttpProtocol, WebSocketProtocol, connection_limits
 
     # The app factory reads settings from the environment, in every worker process alike.
     for name in ("host", "port", "workers"):
@@ -67,6 +67,10 @@ def _serve(args: argparse.Namespace) -> int:
         # websockets-sansio (its writes wait while the transport's buffer is full), resetting connections that the
         # app is done with but that never drain.
         ws=WebSocketProtocol,
+        # httptools with a deadline for each request, a bound on its head and on open connections (TIDINGS_*).
+        http=HttpProtocol,
+        # uvicorn's own bound (503 for HTTP requests) counts the request's connection: one more than ours.
+        limit_concurrency=connection_limits().max_connections + 1,
         # A larger frame is refused with 1009 before it is buffered.
         ws_max_size=settings.max_request_bytes,
         # permessage-deflate keeps zlib state per socket (tens of KiB) to shrink messages of a few hundred bytes.

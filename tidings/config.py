@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     max_result_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     max_connections_per_user: Annotated[int, Field(ge=1)] = 20
     max_request_bytes: Annotated[int, Field(ge=1024)] = 65536
+    # tidings serve's HTTP limits (tidings.server.HttpProtocol): a whole request within request_timeout of the
+    # connection or of the previous response, a head of at most max_header_bytes, at most max_connections sockets
+    # (unset: the file-descriptor limit less what the pools need).
+    request_timeout: Annotated[float, Field(gt=0)] = 10.0
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 32768
+    max_connections: Annotated[int, Field(ge=1)] | None = None
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
     replay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     replay_concurrency: Annotated[int, Field(ge=1)] = 16
@@ -93,6 +99,7 @@ class Settings(BaseSettings):
     database_timeout: Annotated[float, Field(gt=0)] = 5.0
     statement_timeout: Annotated[float, Field(gt=0)] = 10.0
     retention_interval: Annotated[float, Field(gt=0)] = 3600.0
+    retention_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
     sync_interval: Annotated[float, Field(gt=0)] = 2.0
     broker_reconnect_delay: Annotated[float, Field(gt=0)] = 0.1
     broker_reconnect_delay_max: Annotated[float, Field(gt=0)] = 5.0
