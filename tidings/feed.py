@@ -32,6 +32,28 @@ T = TypeVar("T")
 _decode_event = lru_cache(maxsize=256)(FeedEvent.from_json)
 
 
+class _RejectionLog:
+    """A warning for the first rejected wake-up of a burst (one per minute), not one per message and socket."""
+
+    interval = 60.0
+
+    def __init__(self) -> None:
+        self._last_logged = -self.interval
+
+    def log(self, user_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_logged >= self.interval:
+            self._last_logged = now
+            logger.warning(
+                "a broadcast message on the channel of user %r was not an event of that user; read the database "
+                "instead (tidings_rejected_wakeups counts them)",
+                user_id,
+            )
+
+
+_rejections = _RejectionLog()
+
+
 def user_channel(user_id: str) -> str:
     """The broadcast channel of one user's events."""
     return f"user:{user_id}"
@@ -160,15 +182,36 @@ class FeedFollower:
                 async for event in self._catch_up():
                     yield event
                 continue
-            event = _decode_event(message)
-            if event.seq <= self._last:
+            live = self._trusted(message)
+            if live is not None and live.seq <= self._last:
                 continue  # already replayed
-            if event.seq > self._last + 1:
-                async for replayed in self._catch_up():  # a wake-up was lost: the database has it
+            if live is None or live.seq > self._last + 1:
+                # A wake-up was lost, or this one is not to be trusted: the database has what happened.
+                async for replayed in self._catch_up():
                     yield replayed
                 continue
-            self._last = event.seq
-            yield event
+            self._last = live.seq
+            yield live
+
+    def _trusted(self, message: bytes) -> FeedEvent | None:
+        """The event a wake-up carries, if it is one of this follower's user; otherwise None (read the database).
+
+        The broker is trusted infrastructure, but what reaches a socket is checked here anyway: a message that does
+        not decode, or that names another user, never reaches the client and ends nothing.
+        """
+        try:
+            event = _decode_event(message)
+        except Exception:
+            event = None
+        if (
+            event is None
+            or event.user_id != self.user_id
+            or (event.notification is not None and event.notification.user_id != self.user_id)
+        ):
+            self._hub.metrics.rejected_wakeups.inc()
+            _rejections.log(self.user_id)
+            return None
+        return event
 
     async def _begin(self, start: FeedCursor | None) -> FeedEvent | None:
         """Set the starting position; a cursor of another database, or ahead of this feed, gets RESYNC."""

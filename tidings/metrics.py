@@ -53,6 +53,12 @@ class Metrics:
             "committed events whose wake-up could not be published (subscribers catch up from the database)",
             registry=self.registry,
         )
+        self.rejected_wakeups = Counter(
+            "tidings_rejected_wakeups",
+            "broadcast messages that were not an event of the subscriber's user (undecodable, or another user's): "
+            "the subscriber read the database instead",
+            registry=self.registry,
+        )
         self.sync_wakeups = Counter(
             "tidings_sync_wakeups", "followers the periodic sync found behind and woke", registry=self.registry
         )
