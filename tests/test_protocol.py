@@ -382,6 +382,24 @@ async def test_connections_per_user_are_limited(protocol_server: ServerProcess, 
         await client.close()
 
 
+async def test_a_user_named_like_a_service_does_not_take_its_slots(protocol_server: ServerProcess, user: str) -> None:
+    """Slots are per role and subject: a user whose id is a service's `sub` fills only the user's own slots."""
+    namesake = [await acknowledged(protocol_server, user) for _ in range(3)]
+    service = await WSClient.open(protocol_server.ws_url)
+    try:
+        await service.send(
+            {"type": "connection_init", "payload": {"authorization": f"Bearer {token(user, service=True)}"}}
+        )
+        assert await service.receive() == {"type": "connection_ack"}
+        refused = await WSClient.open(protocol_server.ws_url)  # positive control: the user's own slots are full
+        await refused.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token(user)}"}})
+        assert await refused.close_frame() == (CloseCode.FORBIDDEN, "Too many connections")
+    finally:
+        await service.close()
+        for client in namesake:
+            await client.close()
+
+
 async def _connect_when_a_slot_frees(server: ServerProcess, user: str) -> WSClient:
     """The server frees a slot when it has finished with the socket, just after the client saw it close."""
     async with asyncio.timeout(WAIT):

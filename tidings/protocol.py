@@ -130,22 +130,26 @@ def _check_optional(container: dict[str, Any], key: str, kind_of: type, kind: st
         raise InvalidMessage(f"Invalid {kind} message: '{key}' must be {described} or null")
 
 
+SlotKey = tuple[str, str]  # (role, subject): a user whose id is a service's `sub` does not share its slots
+
+
 class ConnectionSlots:
-    """Authenticated sockets per user. Counted per process: each worker of `tidings serve --workers N` has its own."""
+    """Authenticated sockets per caller (role and subject). Counted per process: each worker of
+    `tidings serve --workers N` has its own."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._counts: dict[str, int] = {}
+        self._counts: dict[SlotKey, int] = {}
 
-    def acquire(self, user: str) -> bool:
-        """Take a slot for the user, or return False when all of theirs are taken."""
+    def acquire(self, user: SlotKey) -> bool:
+        """Take a slot for the caller, or return False when all of theirs are taken."""
         count = self._counts.get(user, 0)
         if count >= self._limit:
             return False
         self._counts[user] = count + 1
         return True
 
-    def release(self, user: str) -> None:
+    def release(self, user: SlotKey) -> None:
         count = self._counts[user] - 1
         if count:
             self._counts[user] = count
@@ -408,7 +412,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._keepalive: tuple[int, int] | None = None  # membership of the process's keep-alive wheel
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # every operation task, until it has finished
-        self._user: str | None = None  # holder of a connection slot
+        self._user: SlotKey | None = None  # holder of a connection slot
 
     def on_request_accepted(self) -> None:
         """The connection_init deadline (4408) as a timer: Strawberry's sleeping task would be one more per socket."""
@@ -515,10 +519,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         identity = self.context.identity
         assert identity is not None, "on_ws_connect sets the identity or raises ConnectionRejectionError"
-        if not self._slots.acquire(identity.subject):
+        slot = (identity.role.value, identity.subject)
+        if not self._slots.acquire(slot):
             self.close(CloseCode.FORBIDDEN, "Too many connections")
             return
-        self._user = identity.subject
+        self._user = slot
         if identity.expires_at is not None:
             # 4403 at expiry, so clients reconnect with fresh connectionParams rather than stay subscribed on a
             # token that would no longer be accepted; the same leeway as when it was verified.
