@@ -137,6 +137,7 @@ def build_services(settings: Settings) -> Services:
         broadcast,
         batch_size=settings.replay_batch_size,
         replay_concurrency=settings.replay_concurrency,
+        replay_concurrency_per_user=settings.replay_concurrency_per_user,
         metrics=metrics,
     )
     return Services(

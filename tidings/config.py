@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
     replay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     replay_concurrency: Annotated[int, Field(ge=1)] = 16
+    replay_concurrency_per_user: Annotated[int, Field(ge=1)] = 2
     database_pool_size: Annotated[int, Field(ge=1)] = 10
     database_timeout: Annotated[float, Field(gt=0)] = 5.0
     statement_timeout: Annotated[float, Field(gt=0)] = 10.0
