@@ -151,6 +151,11 @@ def build_services(settings: Settings) -> Services:
         rate_limiter=RateLimiter(
             user_rate=settings.user_mutations_per_second, service_rate=settings.service_mutations_per_second
         ),
+        subscribe_limiter=RateLimiter(
+            user_rate=settings.user_subscribes_per_second,
+            service_rate=settings.service_subscribes_per_second,
+            what="subscribes",
+        ),
     )
 
 

@@ -28,6 +28,7 @@ class Services:
     hub: FeedHub
     metrics: Metrics
     rate_limiter: RateLimiter
+    subscribe_limiter: RateLimiter  # graphql-transport-ws subscribe messages, whatever their operation
     admission: Admission  # writes in flight (TIDINGS_MAX_INFLIGHT_MUTATIONS)
 
 

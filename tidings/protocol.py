@@ -564,6 +564,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[error.formatted]))
             return
         ready = self.connection_acknowledged and message["id"] not in self.operations
+        if ready and self.context.identity is not None:
+            try:  # every operation started over a socket spends from the caller's subscribe bucket
+                self.context.services.subscribe_limiter.check(self.context.identity)
+            except UserError as refused:
+                await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[refused.formatted]))
+                return
         if ready and self._subscribe_projected(message):
             self.context.services.metrics.subscribes.labels(path="projected").inc()
         else:
