@@ -41,7 +41,7 @@ from tidings.wheel import TimerWheel
 
 logger = logging.getLogger("tidings")
 
-GRAPHQL_PATH = "/graphql"
+GRAPHQL_PATH = web.GRAPHQL_PATH  # one path for the API, GraphiQL and the dashboard's links
 # Young collections every 50,000 allocations (each a pause of 10-25 ms with thousands of sockets; 20,000 made them a
 # few ms each but cost about 4 % more CPU per delivery), the older generations rarely.
 GC_THRESHOLDS = (50_000, 20, 100)

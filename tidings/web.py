@@ -33,7 +33,7 @@ from tidings.context import Services
 logger = logging.getLogger("tidings")
 
 SOURCE_BUILD = Path(__file__).resolve().parent.parent / "web" / "dist"
-GRAPHQL_PATH = "/graphql"
+GRAPHQL_PATH = "/graphql"  # the API (HTTP and WebSocket) and GraphiQL
 DEV_TOKEN_TTL = timedelta(hours=12)
 DEV_SERVICE_SUBJECT = "dashboard"
 _NO_CACHE = {"Cache-Control": "no-cache"}
