@@ -180,3 +180,14 @@ async def test_purge_of_a_large_backlog_commits_in_batches(store: SqlStore, user
     assert len(commits) == 3 + 1  # events: 3, 3, then 2 (a short batch ends it); tombstones: 1 (short too)
     assert await store.events_after(user, 0, limit=10) == []
     assert (await store.feed_position(user)).seq == 8
+
+
+async def test_a_deleted_notifications_key_matches_until_retention_forgets_it(store: SqlStore, user: str) -> None:
+    """The idempotency window the README states: as long as the row or its tombstone is kept, then free again."""
+    original, _ = await _create(store, user, "once", idempotency_key="k-1")
+    await store.delete(notification_id=original.id, owner=user)
+    retried, event = await _create(store, user, "once", idempotency_key="k-1")
+    assert retried.id == original.id and event is None  # still the original: nothing new, nothing delivered
+    await store.purge_before(datetime.now(UTC) + timedelta(seconds=1))
+    after_retention, event = await _create(store, user, "once", idempotency_key="k-1")
+    assert after_retention.id != original.id and event is not None
