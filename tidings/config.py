@@ -45,7 +45,7 @@ class Settings(BaseSettings):
 
     user_mutations_per_second: Annotated[float, Field(ge=0)] = 20
     service_mutations_per_second: Annotated[float, Field(ge=0)] = 2000
-    user_subscribes_per_second: Annotated[float, Field(ge=0)] = 10
+    user_subscribes_per_second: Annotated[float, Field(ge=0)] = 50
     service_subscribes_per_second: Annotated[float, Field(ge=0)] = 1000
     max_query_depth: Annotated[int, Field(ge=1)] = 10
     max_aliases: Annotated[int, Field(ge=0)] = 30
