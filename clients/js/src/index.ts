@@ -3,7 +3,7 @@
 // graphql-ws reconnects by itself, but resubscribes with the variables it started with, so a client that passed
 // `after: feedCursor` replays from that old cursor, and one that passed nothing misses what came while it was away.
 // This client owns the reconnect loop instead: every (re)subscribe passes the cursor of the last event received.
-import { type Client as WsClient, createClient } from "graphql-ws";
+import { CloseCode, type Client as WsClient, createClient } from "graphql-ws";
 
 import * as operations from "./operations.js";
 
@@ -11,8 +11,17 @@ export { operations };
 
 export type NotificationType = "INFO" | "SUCCESS" | "WARNING" | "ERROR";
 export type EventKind = "CREATED" | "READ" | "ALL_READ" | "DELETED" | "RESYNC";
-/** `stopped` before `start()` and after `stop()`; `resyncing` while the `onResync` refetch runs. */
-export type ConnectionState = "connecting" | "live" | "reconnecting" | "resyncing" | "stopped";
+/**
+ * `stopped` before `start()` and after `stop()`; `resyncing` while the `onResync` refetch runs; `failed` after a
+ * close that a retry cannot mend (see `failure`), until `start()` tries again.
+ */
+export type ConnectionState = "connecting" | "live" | "reconnecting" | "resyncing" | "stopped" | "failed";
+
+/** A WebSocket close: why the client stopped by itself (state `failed`), or why a token was refused. */
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
 
 export interface Notification {
   id: string;
@@ -68,14 +77,18 @@ export interface TidingsClientOptions {
   url: string;
   /** The WebSocket endpoint; default: `url` with `ws:`/`wss:`. */
   wsUrl?: string;
-  /** Called for every connection and request, so a refreshed token is used on the next reconnect. */
-  getToken: () => string | Promise<string>;
+  /**
+   * Called for every connection and request, so a refreshed token is used on the next reconnect. After the server
+   * refused a connection's token (`4403`: expired, invalid, too many connections), it is called with that close:
+   * return a fresh token to reconnect with it, or the refused one to give up (state `failed`).
+   */
+  getToken: (refused?: CloseInfo) => string | Promise<string>;
   /**
    * Events were missed beyond recovery (`RESYNC`), or the server refused the cursor it was given (null): refetch the
    * list. Later events wait until it settles.
    */
   onResync?: (event: NotificationEvent | null) => void | Promise<void>;
-  /** Connection problems and callback failures (the client keeps going). */
+  /** Connection problems (the close event, the GraphQL errors...) and callback failures, fatal or not. */
   onError?: (error: unknown) => void;
   /** Milliseconds before reconnect attempt `attempt` (1, 2, ...). Default: 0.25-0.5 s doubling up to 15-30 s. */
   retryDelay?: (attempt: number) => number;
@@ -103,6 +116,44 @@ function graphqlErrors(error: unknown): readonly { message: string; extensions?:
   return Array.isArray(error) ? error : null;
 }
 
+function closeInfo(error: unknown): CloseInfo | null {
+  if (typeof error !== "object" || error === null || !("code" in error) || typeof error.code !== "number") return null;
+  return { code: error.code, reason: "reason" in error && typeof error.reason === "string" ? error.reason : "" };
+}
+
+/** WebSocket close codes of RFC 6455 that graphql-ws clients retry: the connection, not the request, went wrong. */
+const WebSocketClose = {
+  NormalClosure: 1000,
+  GoingAway: 1001, // tidings: keep-alive timeout
+  NoStatusReceived: 1005,
+  AbnormalClosure: 1006, // network error, no close frame
+  ServiceRestart: 1012, // tidings: shutting down
+  TryAgainLater: 1013, // tidings: slow consumer
+  BadGateway: 1014,
+} as const;
+const RETRIED_WEBSOCKET_CODES: ReadonlySet<number> = new Set(Object.values(WebSocketClose));
+
+/**
+ * The closes after which reconnecting would only be refused the same way, as graphql-ws decides
+ * (`isFatalInternalCloseCode` and its list of fatal `CloseCode`s): every other 1xxx code (1009: a message too big
+ * for the server, 1011: a server error...) and the protocol errors. 4403 (token refused), 4408 (init timeout), 4499,
+ * 4504 and any other code are retried.
+ */
+function isFatal(code: number): boolean {
+  if (code >= 1000 && code <= 1999) return !RETRIED_WEBSOCKET_CODES.has(code);
+  return FATAL_PROTOCOL_CODES.has(code);
+}
+const FATAL_PROTOCOL_CODES: ReadonlySet<number> = new Set([
+  CloseCode.InternalServerError, // 4500
+  CloseCode.InternalClientError, // 4005
+  CloseCode.BadRequest, // 4400: e.g. a document over the server's limits
+  CloseCode.BadResponse, // 4004
+  CloseCode.Unauthorized, // 4401
+  CloseCode.SubprotocolNotAcceptable, // 4406
+  CloseCode.SubscriberAlreadyExists, // 4409
+  CloseCode.TooManyInitialisationRequests, // 4429
+]);
+
 export class TidingsClient {
   readonly #options: TidingsClientOptions;
   readonly #ws: WsClient;
@@ -111,6 +162,9 @@ export class TidingsClient {
   readonly #counts = new Set<Listener<number | null>>();
   readonly #seen = new Set<string>(); // insertion-ordered: the oldest cursor is forgotten first
   #state: ConnectionState = "stopped";
+  #failure: CloseInfo | null = null;
+  #connectionToken: string | null = null; // the token sent on the last connection: a 4403 refused it
+  #nextToken: string | null = null; // fresh token from getToken(refused), for the next connection
   #unreadCount: number | null = null;
   #delivered: string | null = null; // cursor of the last event handed to listeners
   #received: string | null = null; // cursor of the last event received (possibly still queued): resume after it
@@ -131,7 +185,12 @@ export class TidingsClient {
       lazy: true,
       // Our loop retries, so that every resubscribe carries the last cursor rather than the first one.
       retryAttempts: 0,
-      connectionParams: async () => ({ authorization: `Bearer ${await options.getToken()}` }),
+      connectionParams: async () => {
+        const token = this.#nextToken ?? (await options.getToken());
+        this.#nextToken = null;
+        this.#connectionToken = token;
+        return { authorization: `Bearer ${token}` };
+      },
       on: {
         connected: () => {
           this.#connected = true;
@@ -145,9 +204,14 @@ export class TidingsClient {
     });
   }
 
-  /** `connecting`, `live`, `reconnecting`, `resyncing` or `stopped`. */
+  /** `connecting`, `live`, `reconnecting`, `resyncing`, `stopped` or `failed`. */
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /** In state `failed`: the close code and reason that stopped the client (4400, 4500, a refused token...); else null. */
+  get failure(): CloseInfo | null {
+    return this.#failure;
   }
 
   /** The unread count after the last event delivered (or the one passed to `start`); null when unknown. */
@@ -173,9 +237,11 @@ export class TidingsClient {
     return this.#listen(this.#counts, listener);
   }
 
-  /** Start following the user's events. */
+  /** Start following the user's events (again, after `stop()` or a failure). */
   start({ after, unreadCount }: StartOptions = {}): void {
     if (this.#running) return;
+    this.#failure = null;
+    this.#attempt = 0;
     if (after !== undefined) this.#delivered = this.#received = after;
     if (unreadCount !== undefined) this.#setUnreadCount(unreadCount);
     this.#running = true;
@@ -185,14 +251,8 @@ export class TidingsClient {
 
   /** Stop following; `start()` continues after the last delivered event. */
   stop(): void {
-    this.#running = false;
-    this.#generation++;
-    clearTimeout(this.#retryTimer);
-    this.#unsubscribe?.();
-    this.#unsubscribe = null;
-    this.#session++;
-    this.#seen.clear(); // the next start() resumes after the last delivered event: nothing to repeat
-    this.#received = this.#delivered;
+    this.#halt();
+    this.#failure = null;
     this.#setState("stopped");
   }
 
@@ -271,11 +331,40 @@ export class TidingsClient {
     );
   }
 
+  #halt(): void {
+    this.#running = false;
+    this.#generation++;
+    clearTimeout(this.#retryTimer);
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    this.#session++;
+    this.#seen.clear(); // the next start() resumes after the last delivered event: nothing to repeat
+    this.#received = this.#delivered;
+    this.#nextToken = null;
+  }
+
+  /** Stop by ourselves: a retry would be refused the same way. */
+  #fail(failure: CloseInfo): void {
+    this.#halt();
+    this.#failure = failure;
+    this.#setState("failed");
+  }
+
   #retry(error: unknown): void {
     this.#generation++; // ignore whatever the old subscription still says
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     if (error !== null) this.#report(error);
+    const close = closeInfo(error);
+    if (close !== null && isFatal(close.code)) {
+      this.#fail(close);
+      return;
+    }
+    if (close?.code === CloseCode.Forbidden) {
+      this.#setState(this.#state === "resyncing" ? "resyncing" : "reconnecting");
+      void this.#refreshToken(close, this.#generation);
+      return;
+    }
     const codes = graphqlErrors(error)?.map((e) => e.extensions?.code) ?? [];
     if (codes.includes("BAD_USER_INPUT")) {
       // The cursor is not one this server can read: start from now, and let the app refetch what it shows.
@@ -284,6 +373,28 @@ export class TidingsClient {
       this.#delivery = this.#delivery.then(() => (session === this.#session ? this.#resync(null) : undefined));
     }
     this.#setState(this.#state === "resyncing" ? "resyncing" : "reconnecting");
+    this.#reconnectLater();
+  }
+
+  /** After a 4403: reconnect with a fresh token, or fail if the app has none but the refused one. */
+  async #refreshToken(refused: CloseInfo, generation: number): Promise<void> {
+    const used = this.#connectionToken;
+    let token: string | null = null;
+    try {
+      token = await this.#options.getToken(refused);
+    } catch (error) {
+      this.#report(error); // the next connection asks again
+    }
+    if (generation !== this.#generation || !this.#running) return; // stopped meanwhile
+    if (token !== null && token === used) {
+      this.#fail(refused);
+      return;
+    }
+    this.#nextToken = token;
+    this.#reconnectLater();
+  }
+
+  #reconnectLater(): void {
     const delay = (this.#options.retryDelay ?? defaultRetryDelay)(++this.#attempt);
     this.#retryTimer = setTimeout(() => {
       if (this.#running) this.#subscribe();
