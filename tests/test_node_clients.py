@@ -169,15 +169,6 @@ async def slow_consumers(server: ServerProcess, user: str) -> None:
         await proxy.close()
 
 
-def test_js_client_sends_the_documented_operations() -> None:
-    """clients/js/src/operations.ts holds graphql/operations/*.graphql verbatim (less their comment lines)."""
-    source = (Path(__file__).parent.parent / "clients" / "js" / "src" / "operations.ts").read_text()
-    operations = Path(__file__).parent.parent / "graphql" / "operations"
-    for name in ("Notifications", "NotificationEvents", "MarkNotificationRead", "MarkAllNotificationsRead"):
-        text = "\n".join(line for line in (operations / f"{name}.graphql").read_text().splitlines() if line[:1] != "#")
-        assert f"export const {name} = /* GraphQL */ `\n{text.strip()}\n`;" in source, name
-
-
 def test_node_scripts_use_the_documented_operations() -> None:
     """Every operation file is used by a Node test: the documented operations are the tested ones."""
     scripts = "".join(path.read_text() for path in (Path(__file__).parent / "node").glob("*.test.mjs"))

@@ -3,10 +3,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { parse, print } from "graphql";
 import { createClient } from "graphql-ws";
 import WebSocket, { WebSocketServer } from "ws";
 
-import { TidingsClient } from "../../clients/js/dist/index.js";
+import { TidingsClient, operations as clientOperations } from "../../clients/js/dist/index.js";
 import { Inbox, env, eventually, pause } from "./lib/harness.mjs";
 import { createNotification, graphql, operations, server } from "./lib/tidings.mjs";
 
@@ -257,4 +258,27 @@ test("every close graphql-ws retries: reconnects with backoff and goes live", as
       peer.close();
     }
   }
+});
+
+test("a getToken that fails is reported and retried like a network error", async () => {
+  let calls = 0;
+  const { client, errors, retries } = tidingsClient({
+    getToken: () => {
+      if (calls++ === 0) throw new Error("the sign-in service is unreachable");
+      return server.userToken;
+    },
+  });
+  try {
+    client.start();
+    await eventually(() => client.state === "live", 10_000, "live");
+    assert.deepEqual(errors.map((error) => error.message), ["the sign-in service is unreachable"]);
+    assert.deepEqual(retries, [1]);
+  } finally {
+    await client.dispose();
+  }
+});
+
+test("the client's operations are those of graphql/operations/, generated at build time", () => {
+  assert.deepEqual(Object.keys(clientOperations).sort(), Object.keys(operations).sort());
+  for (const [name, text] of Object.entries(operations)) assert.equal(clientOperations[name], print(parse(text)), name);
 });

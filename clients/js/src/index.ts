@@ -5,12 +5,35 @@
 // This client owns the reconnect loop instead: every (re)subscribe passes the cursor of the last event received.
 import { CloseCode, type Client as WsClient, createClient } from "graphql-ws";
 
-import * as operations from "./operations.js";
+import * as operations from "./generated/operations.js";
+import type {
+  MarkAllNotificationsReadMutation,
+  MarkNotificationReadMutation,
+  NotificationEventsSubscription,
+  NotificationEventsSubscriptionVariables,
+  NotificationsQuery,
+  NotificationsQueryVariables,
+  TypedDocumentString,
+} from "./generated/operations.js";
 
+/**
+ * The operations of graphql/operations/ as typed text (`operations.Notifications`), with the types of their results
+ * and variables (`operations.NotificationsQuery`, `operations.NotificationsQueryVariables`), generated at build time
+ * from graphql/schema.graphql.
+ */
 export { operations };
+export type { TypedDocumentString };
 
-export type NotificationType = "INFO" | "SUCCESS" | "WARNING" | "ERROR";
-export type EventKind = "CREATED" | "READ" | "ALL_READ" | "DELETED" | "RESYNC";
+/** One change to the user's notifications, as `NotificationEvents.graphql` selects it. */
+export type NotificationEvent = NotificationEventsSubscription["notificationEvents"];
+/** A notification, as the operations select it. */
+export type Notification = NonNullable<NotificationEvent["notification"]>;
+export type NotificationType = operations.NotificationType;
+export type EventKind = operations.NotificationEventKind;
+/** A page of the list (`Notifications.graphql`): subscribe after its `feedCursor` to miss nothing after it. */
+export type NotificationPage = NotificationsQuery["notifications"];
+export type MarkAllReadResult = MarkAllNotificationsReadMutation["markAllNotificationsRead"];
+
 /**
  * `stopped` before `start()` and after `stop()`; `resyncing` while the `onResync` refetch runs; `failed` after a
  * close that a retry cannot mend (see `failure`), until `start()` tries again.
@@ -21,44 +44,6 @@ export type ConnectionState = "connecting" | "live" | "reconnecting" | "resyncin
 export interface CloseInfo {
   code: number;
   reason: string;
-}
-
-export interface Notification {
-  id: string;
-  userId: string;
-  type: NotificationType;
-  title: string;
-  message: string;
-  data: Record<string, unknown> | null;
-  read: boolean;
-  readAt: string | null;
-  createdAt: string;
-  sequence: number;
-}
-
-export interface NotificationEvent {
-  kind: EventKind;
-  /** Resume point: the client passes the last one as `after` when it resubscribes. */
-  cursor: string;
-  sequence: number;
-  unreadCount: number;
-  upToSequence: number | null;
-  count: number | null;
-  notification: Notification | null;
-}
-
-export interface NotificationPage {
-  edges: { cursor: string; node: Notification }[];
-  pageInfo: { hasNextPage: boolean; endCursor: string | null };
-  unreadCount: number;
-  /** Subscribe after this to miss nothing that happened after the page was read. */
-  feedCursor: string;
-}
-
-export interface MarkAllReadResult {
-  count: number;
-  unreadCount: number;
-  cursor: string;
 }
 
 /** A GraphQL error answered by the server, with its `extensions.code` (`UNAUTHENTICATED`, `BAD_USER_INPUT`...). */
@@ -133,16 +118,6 @@ const WebSocketClose = {
 } as const;
 const RETRIED_WEBSOCKET_CODES: ReadonlySet<number> = new Set(Object.values(WebSocketClose));
 
-/**
- * The closes after which reconnecting would only be refused the same way, as graphql-ws decides
- * (`isFatalInternalCloseCode` and its list of fatal `CloseCode`s): every other 1xxx code (1009: a message too big
- * for the server, 1011: a server error...) and the protocol errors. 4403 (token refused), 4408 (init timeout), 4499,
- * 4504 and any other code are retried.
- */
-function isFatal(code: number): boolean {
-  if (code >= 1000 && code <= 1999) return !RETRIED_WEBSOCKET_CODES.has(code);
-  return FATAL_PROTOCOL_CODES.has(code);
-}
 const FATAL_PROTOCOL_CODES: ReadonlySet<number> = new Set([
   CloseCode.InternalServerError, // 4500
   CloseCode.InternalClientError, // 4005
@@ -153,6 +128,17 @@ const FATAL_PROTOCOL_CODES: ReadonlySet<number> = new Set([
   CloseCode.SubscriberAlreadyExists, // 4409
   CloseCode.TooManyInitialisationRequests, // 4429
 ]);
+
+/**
+ * The closes after which reconnecting would only be refused the same way, as graphql-ws decides
+ * (`isFatalInternalCloseCode` and its list of fatal `CloseCode`s): every other 1xxx code (1009: a message too big
+ * for the server, 1011: a server error...) and the protocol errors. 4403 (token refused), 4408 (init timeout), 4499,
+ * 4504 and any other code are retried.
+ */
+function isFatal(code: number): boolean {
+  if (code >= 1000 && code <= 1999) return !RETRIED_WEBSOCKET_CODES.has(code);
+  return FATAL_PROTOCOL_CODES.has(code);
+}
 
 export class TidingsClient {
   readonly #options: TidingsClientOptions;
@@ -263,18 +249,13 @@ export class TidingsClient {
   }
 
   /** A page of notifications, newest first (`Notifications.graphql`). */
-  async notifications(variables: { first?: number; after?: string | null } = {}): Promise<NotificationPage> {
-    const data = await this.request<{ notifications: NotificationPage }>(operations.Notifications, variables);
-    return data.notifications;
+  async notifications(variables: NotificationsQueryVariables = {}): Promise<NotificationPage> {
+    return (await this.request(operations.Notifications, variables)).notifications;
   }
 
   /** Mark one notification read; every device gets `READ`. */
-  async markRead(id: string): Promise<Pick<Notification, "id" | "read" | "readAt">> {
-    const data = await this.request<{ markNotificationRead: Pick<Notification, "id" | "read" | "readAt"> }>(
-      operations.MarkNotificationRead,
-      { id },
-    );
-    return data.markNotificationRead;
+  async markRead(id: string): Promise<MarkNotificationReadMutation["markNotificationRead"]> {
+    return (await this.request(operations.MarkNotificationRead, { id })).markNotificationRead;
   }
 
   /**
@@ -282,22 +263,26 @@ export class TidingsClient {
    * arrived after is not silently marked read. Every device gets one `ALL_READ`.
    */
   async markAllRead(upTo: string | null = this.#delivered): Promise<MarkAllReadResult> {
-    const data = await this.request<{ markAllNotificationsRead: MarkAllReadResult }>(
-      operations.MarkAllNotificationsRead,
-      { upTo },
-    );
-    return data.markAllNotificationsRead;
+    return (await this.request(operations.MarkAllNotificationsRead, { upTo })).markAllNotificationsRead;
   }
 
-  /** Any GraphQL operation over HTTP with the current token. */
-  async request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  /**
+   * Any GraphQL operation over HTTP with the current token: one of `operations` (its result and variables typed), or
+   * any document text with the result type you expect.
+   */
+  request<TResult, TVariables>(
+    document: TypedDocumentString<TResult, TVariables>,
+    ...variables: Record<string, never> extends TVariables ? [TVariables?] : [TVariables]
+  ): Promise<TResult>;
+  request<TResult>(query: string & { readonly __apiType?: never }, variables?: Record<string, unknown>): Promise<TResult>;
+  async request(query: string, variables: unknown = {}): Promise<unknown> {
     const fetcher = this.#options.fetch ?? fetch;
     const response = await fetcher(this.#options.url, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${await this.#options.getToken()}` },
       body: JSON.stringify({ query, variables }),
     });
-    let body: { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
+    let body: { data?: unknown; errors?: { message: string; extensions?: { code?: string } }[] };
     try {
       body = await response.json();
     } catch {
@@ -312,8 +297,9 @@ export class TidingsClient {
   #subscribe(): void {
     const generation = ++this.#generation;
     const current = () => generation === this.#generation && this.#running;
-    this.#unsubscribe = this.#ws.subscribe<{ notificationEvents: NotificationEvent }>(
-      { query: operations.NotificationEvents, variables: { after: this.#received } },
+    const variables: NotificationEventsSubscriptionVariables = { after: this.#received };
+    this.#unsubscribe = this.#ws.subscribe<NotificationEventsSubscription>(
+      { query: operations.NotificationEvents, variables },
       {
         next: (result) => {
           if (!current()) return;
