@@ -139,8 +139,14 @@ test("a refused token that getToken cannot replace (4403): failed, not retried; 
 });
 
 test("too many connections (4403 with the same token): failed with the server's reason", async () => {
-  const holder = createClient({ url: strict.wsUrl, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0,
-    connectionParams: { authorization: `Bearer ${server.userToken}` } });
+  // A plain graphql-ws connection of the same user holds the one slot the strict server allows.
+  const holder = createClient({
+    url: strict.wsUrl,
+    webSocketImpl: WebSocket,
+    lazy: false,
+    retryAttempts: 0,
+    connectionParams: { authorization: `Bearer ${server.userToken}` },
+  });
   const { client, retries } = tidingsClient({ url: strict.graphqlUrl, getToken: () => server.userToken });
   try {
     await new Promise((resolve, reject) => {
