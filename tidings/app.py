@@ -16,14 +16,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from tidings import migrate, web
+from tidings import web
 from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
 from tidings.composition import build_schema
@@ -36,6 +36,7 @@ from tidings.http import GraphQLOverHTTP
 from tidings.limits import Admission, BodySizeLimit, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.protocol import ConnectionSlots, TransportWSHandler
+from tidings.startup import StartupError, broadcast_error, database_error, open_database
 from tidings.store import SqlStore, create_engine
 from tidings.wheel import TimerWheel
 
@@ -89,8 +90,15 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         header = authorization_from_params(context.connection_params)
         try:
             context.identity = context.services.verifier.verify_header(header)
-        except InvalidToken:
-            raise ConnectionRejectionError() from None  # closes with 4403 Forbidden
+        except InvalidToken as refusal:
+            _log_refusal(refusal, "a WebSocket's connection_init")
+            # 4403 either way (clients retry with fresh connectionParams); only an expiry is named.
+            raise ConnectionRejectionError({"reason": "Token expired" if refusal.expired else "Forbidden"}) from None
+
+
+def _log_refusal(refusal: InvalidToken, where: str) -> None:
+    """Say why a token was refused, for whoever runs the server; never the token itself."""
+    logger.info("auth: refused the token of %s: %s", where, refusal.reason)
 
 
 class TidingsApp(FastAPI):
@@ -102,13 +110,26 @@ class TidingsApp(FastAPI):
     """
 
     graphql_router: TidingsGraphQLRouter | None = None
+    startup_error: StartupError | None = None  # set by the lifespan when start-up failed in a way we can explain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = self.graphql_router
         if router is not None and scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
             await router.run_websocket(WebSocket(scope, receive, send))
             return
+        if scope["type"] == "lifespan":
+            send = self._explaining_startup_failure(send)
         await super().__call__(scope, receive, send)
+
+    def _explaining_startup_failure(self, send: Send) -> Send:
+        """Starlette reports a failed start-up with its traceback, which the server logs: say the one line instead."""
+
+        async def explaining(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.startup_error is not None:
+                message = {"type": "lifespan.startup.failed", "message": str(self.startup_error)}
+            await send(message)
+
+        return explaining
 
 
 def build_services(settings: Settings) -> Services:
@@ -177,6 +198,25 @@ async def _purge_expired(services: Services) -> None:
         await asyncio.sleep(settings.retention_interval)
 
 
+async def _start(services: Services) -> None:
+    """Open the database and the broker; a failure the operator can fix is a one-line `StartupError`."""
+    settings = services.settings
+    try:
+        await open_database(settings, services.store.engine)
+        try:
+            await services.store.start()
+        except Exception as error:
+            raise database_error(settings, error) from None
+        try:
+            # redis:// serves without Redis until it is reachable; what cannot start without its broker raises.
+            await services.broadcast.connect()
+        except Exception as error:
+            raise broadcast_error(settings, error) from None
+    except BaseException:
+        await services.store.close()
+        raise
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build a tidings application. Nothing is shared between apps: tests build several side by side."""
     settings = settings or Settings()
@@ -184,10 +224,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if settings.should_migrate_on_start:
-            await migrate.upgrade(services.store.engine)
-        await services.store.start()
-        await services.broadcast.connect()
+        try:
+            await _start(services)
+        except StartupError as error:
+            app.startup_error = error
+            raise
         # Everything built so far lives as long as the process: keep it out of every future collection, and collect
         # the young generation less often. Full collections over hundreds of thousands of objects are what stalls
         # deliveries to thousands of sockets.
@@ -221,10 +262,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def http_context(authorization: str | None) -> Context:
         context = Context(services)
+        if authorization is None:
+            return context  # resolvers that need a caller answer UNAUTHENTICATED
         try:
             context.identity = services.verifier.verify_header(authorization)
-        except InvalidToken:
-            pass  # resolvers answer UNAUTHENTICATED
+        except InvalidToken as refusal:
+            context.token_refusal = refusal
+            _log_refusal(refusal, "an HTTP request")
         return context
 
     async def context_getter(connection: HTTPConnection) -> Context:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FilePath, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "TIDINGS_"
 
 MIN_SECRET_BYTES = 32
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://", "postgresql+psycopg://")
@@ -27,7 +29,7 @@ def normalize_database_url(url: str) -> str:
 class Settings(BaseSettings):
     """Every knob of a tidings process. Environment variables are the field names upper-cased with `TIDINGS_`."""
 
-    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Path(".tidings")
     database_url: str | None = None
@@ -36,9 +38,10 @@ class Settings(BaseSettings):
 
     jwt_secret: str | None = Field(default=None, repr=False)
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"] = "HS256"
-    jwt_public_key_file: Path | None = None
-    jwt_jwks_file: Path | None = None
-    jwt_private_key_file: Path | None = None  # only for `tidings token` with RS/ES (development)
+    # FilePath: a path to no file is a settings error at start, not a traceback at the first token.
+    jwt_public_key_file: FilePath | None = None
+    jwt_jwks_file: FilePath | None = None
+    jwt_private_key_file: FilePath | None = None  # only for `tidings token` with RS/ES (development)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway: Annotated[float, Field(ge=0)] = 0
@@ -156,8 +159,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if self.database_url is None:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
+            self.database_url = self._embedded_database_url()
         return self
+
+    def _embedded_database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
+
+    @property
+    def database_setting(self) -> str:
+        """The setting that chose the database, for messages that tell the operator what to change."""
+        return "TIDINGS_DATA_DIR" if self.db_url == self._embedded_database_url() else "TIDINGS_DATABASE_URL"
 
     @property
     def db_url(self) -> str:
@@ -183,3 +194,24 @@ class Settings(BaseSettings):
     def should_migrate_on_start(self) -> bool:
         """SQLite migrates itself on start; a shared PostgreSQL is migrated by `tidings migrate` unless asked."""
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+class SettingsError(ValueError):
+    """`TIDINGS_*` values that do not validate: one line per bad setting, naming it (never echoing its value)."""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or a `SettingsError` that a person can act on without a traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError("\n".join(_describe(detail) for detail in error.errors(include_url=False))) from None
+
+
+def _describe(detail: Any) -> str:
+    message = str(detail["msg"]).removeprefix("Value error, ")
+    if not detail["loc"]:
+        return message  # a check across settings: its message names them
+    name = ENV_PREFIX + str(detail["loc"][0]).upper()
+    # Values are not echoed: a secret's would end up in a terminal or a log.
+    return message if message.startswith(name) else f"{name}: {message}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from strawberry.fastapi import BaseContext
 
-from tidings.auth import Identity, TokenVerifier
+from tidings.auth import Identity, InvalidToken, TokenVerifier
 from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.errors import unauthenticated
@@ -32,6 +32,9 @@ class Services:
     admission: Admission  # writes in flight (TIDINGS_MAX_INFLIGHT_MUTATIONS)
 
 
+EXPIRED_TOKEN_MESSAGE = "The bearer token has expired"
+
+
 def retry_after_header(seconds: float) -> str:
     """Retry-After is whole seconds (RFC 9110), rounded up."""
     return str(max(1, math.ceil(seconds)))
@@ -44,6 +47,7 @@ class Context(BaseContext):
         super().__init__()
         self.services = services
         self.identity = identity
+        self.token_refusal: InvalidToken | None = None  # why the token presented was refused, if one was
         self.retry_after: float | None = None  # set by a refusal that the client should retry: HTTP Retry-After
 
     def retry_later(self, seconds: float) -> None:
@@ -55,7 +59,9 @@ class Context(BaseContext):
 
     @property
     def caller(self) -> Identity:
-        """The verified caller, or an UNAUTHENTICATED error."""
+        """The verified caller, or an UNAUTHENTICATED error: "expired" when it is, vague about any other refusal."""
         if self.identity is None:
+            if self.token_refusal is not None and self.token_refusal.expired:
+                raise unauthenticated(EXPIRED_TOKEN_MESSAGE)
             raise unauthenticated()
         return self.identity

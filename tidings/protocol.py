@@ -514,8 +514,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.context.connection_params = message.get("payload") or {}
         try:
             ack_payload = await self.view.on_ws_connect(self.context)  # authenticates (TidingsGraphQLRouter)
-        except ConnectionRejectionError:
-            self.close(CloseCode.FORBIDDEN, "Forbidden")
+        except ConnectionRejectionError as rejection:
+            reason = rejection.payload.get("reason")  # on_ws_connect names an expired token
+            self.close(CloseCode.FORBIDDEN, reason if isinstance(reason, str) else "Forbidden")
             return
         identity = self.context.identity
         assert identity is not None, "on_ws_connect sets the identity or raises ConnectionRejectionError"

@@ -1,4 +1,4 @@
-"""The protocols `tidings serve` gives uvicorn.
+"""What `tidings serve` adds to uvicorn: its protocols, and the banner once it serves.
 
 HTTP: uvicorn's httptools protocol with the limits it lacks (a deadline for the whole request, a bound on its head, a
 bound on open connections). WebSocket: websockets-sansio, and an end for connections never drained. Both read their
@@ -13,6 +13,11 @@ import logging
 import resource
 import socket
 import struct
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +165,30 @@ class HttpProtocol(HttpToolsProtocol):
 
 
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST and discards unsent data
+ANNOUNCE_POLL_INTERVAL = 0.1  # seconds between the banner's checks that the server answers
+
+
+def announce_when_serving(url: str, banner: str) -> threading.Thread:
+    """Print `banner` on stderr once `url`/healthz answers: a link printed earlier may lead nowhere.
+
+    Asked over HTTP, as the reader of the banner will: with several workers it is they, not this process, that
+    answer. A thread that asks until then; if the server never comes up, the process exits and the thread with it.
+    """
+    # Never through a proxy from the environment: this is the server on this machine.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def wait_then_print() -> None:
+        while True:
+            try:
+                with opener.open(f"{url}/healthz", timeout=1):
+                    break
+            except (urllib.error.URLError, OSError):
+                time.sleep(ANNOUNCE_POLL_INTERVAL)
+        print(banner, file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=wait_then_print, name="tidings-banner", daemon=True)
+    thread.start()
+    return thread
 
 
 async def _wait_on(waiters: list[asyncio.Future[None]]) -> None:
