@@ -363,7 +363,7 @@ async def test_leeway_applies_at_connection_init_and_at_expiry(
     expired_just_now = jwt.encode({"sub": user, "exp": int(time.time())}, TEST_SECRET, algorithm="HS256")
     strict = await WSClient.open(protocol_server.ws_url)
     await strict.send({"type": "connection_init", "payload": {"authorization": f"Bearer {expired_just_now}"}})
-    assert await strict.close_frame() == (CloseCode.FORBIDDEN, "Forbidden")
+    assert await strict.close_frame() == (CloseCode.FORBIDDEN, "Token expired")
     lenient = await WSClient.connected(lively_server.ws_url, expired_just_now)
     assert await lenient.close_frame() == (CloseCode.FORBIDDEN, "Token expired")
 
