@@ -285,6 +285,7 @@ def test_settings_refuse_weak_or_mismatched_keys(tmp_path: Path) -> None:
         Settings(jwt_secret="short")
     with pytest.raises(ValueError, match="needs TIDINGS_JWT_PUBLIC_KEY_FILE"):
         Settings(jwt_algorithm="RS256")
+    (tmp_path / "k.pem").write_text("")  # key files must exist (FilePath)
     with pytest.raises(ValueError, match="needs an RS or ES"):
         Settings(jwt_public_key_file=tmp_path / "k.pem")
 
