@@ -93,8 +93,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic announces its plugins and its dialect at INFO on every start; tidings says what a migration did.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    if settings.log_level != "debug":
+        # Alembic announces its plugins and its dialect at INFO on every start; tidings says what a migration did.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _migrate(_: argparse.Namespace) -> int:
