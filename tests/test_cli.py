@@ -44,9 +44,15 @@ def test_serve_help_describes_the_server_and_points_at_the_settings_table(tmp_pa
             {"TIDINGS_JWT_ALGORITHM": "RS256"},
             "TIDINGS_JWT_ALGORITHM=RS256 needs TIDINGS_JWT_PUBLIC_KEY_FILE or _JWKS_FILE",
         ),
+        (
+            {"TIDINGS_JWT_ALGORITHM": "RS256", "TIDINGS_JWT_PUBLIC_KEY_FILE": "public.pem"},
+            "TIDINGS_JWT_ALGORITHM=RS256 with your identity provider's keys needs TIDINGS_JWT_ISSUER and "
+            "TIDINGS_JWT_AUDIENCE (the issuer, and the audience of tokens for tidings)",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path, env: dict[str, str], line: str) -> None:
+    (tmp_path / "public.pem").write_text("a key file that exists")
     result = tidings("serve", cwd=tmp_path, env=env)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", f"tidings: {line}\n")
     assert not (tmp_path / ".tidings").exists(), "nothing is written"
@@ -74,7 +80,12 @@ def test_token_without_a_secret_refuses_with_a_hint_and_makes_none(tmp_path: Pat
 
 def test_token_of_a_service_without_a_private_key_says_what_to_set(tmp_path: Path) -> None:
     (tmp_path / "public.pem").write_text("not read before a token is verified")
-    env = {"TIDINGS_JWT_ALGORITHM": "RS256", "TIDINGS_JWT_PUBLIC_KEY_FILE": "public.pem"}
+    env = {
+        "TIDINGS_JWT_ALGORITHM": "RS256",
+        "TIDINGS_JWT_PUBLIC_KEY_FILE": "public.pem",
+        "TIDINGS_JWT_ISSUER": "https://id.example",
+        "TIDINGS_JWT_AUDIENCE": "tidings",
+    }
     result = tidings("token", "backend", "--service", cwd=tmp_path, env=env)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (

@@ -18,7 +18,6 @@ from tidings.config import Settings
 from tidings.errors import bad_input, forbidden
 
 SECRET_FILE_NAME = "jwt-secret"
-SERVICE_ROLE = "service"
 MAX_SUBJECT_LENGTH = 200
 VERIFIED_TOKENS_KEPT = 4096  # verified tokens remembered per process (a signature check costs more than a request)
 
@@ -80,6 +79,8 @@ _REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 
 
 def _refusal(error: jwt.PyJWTError) -> InvalidToken:
+    if isinstance(error, jwt.MissingRequiredClaimError) and error.claim in ("sub", "exp", "iss", "aud"):
+        return InvalidToken(f"the {error.claim} claim is missing")
     for kind, reason in _REFUSALS:
         if isinstance(error, kind):
             return InvalidToken(reason, expired=kind is jwt.ExpiredSignatureError)
@@ -133,6 +134,10 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway
+        self._service_claim = settings.jwt_service_claim
+        self._service_value = settings.jwt_service_value
+        required = ["sub", "exp"] + (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
+        self._options: Any = {"require": required, "verify_aud": self._audience is not None}  # jwt's Options
         self._jwks: dict[str, Any] = {}
         self._verified: OrderedDict[str, Identity] = OrderedDict()
         self._verify_key: Any = secret
@@ -215,19 +220,27 @@ class TokenVerifier:
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
-                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+                options=self._options,
             )
         except jwt.PyJWTError as error:
             raise _refusal(error) from error
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
             raise InvalidToken("sub is not a non-empty string")
-        role = Role.SERVICE if claims.get("role") == SERVICE_ROLE else Role.USER
+        role = Role.SERVICE if self._grants_service(claims.get(self._service_claim)) else Role.USER
         try:
             expires_at = datetime.fromtimestamp(claims["exp"], UTC)
         except (OverflowError, ValueError, OSError):
             raise InvalidToken("exp is out of range") from None
         return Identity(subject=subject, role=role, expires_at=expires_at)
+
+    def _grants_service(self, value: object) -> bool:
+        """The service claim's value names the service value: equal, in a list, or in a space-separated scope."""
+        if isinstance(value, str):
+            return value == self._service_value or self._service_value in value.split(" ")
+        if isinstance(value, list):
+            return self._service_value in value
+        return False
 
     def verify_header(self, value: str | None) -> Identity:
         """Accept `Bearer <jwt>` (prefix optional, any case)."""
@@ -244,7 +257,7 @@ class TokenVerifier:
         now = datetime.now(UTC)
         claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl}
         if service:
-            claims["role"] = SERVICE_ROLE
+            claims[self._service_claim] = self._service_value
         if self._issuer:
             claims["iss"] = self._issuer
         if self._audience:

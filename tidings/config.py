@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway: Annotated[float, Field(ge=0)] = 0
+    # The claim that makes a token a service's, and its value: a string equal to it, a list holding it, or a
+    # space-separated scope string holding it. With an identity provider, pick a value only your backends get.
+    jwt_service_claim: Annotated[str, Field(min_length=1, max_length=200)] = "role"
+    jwt_service_value: Annotated[str, Field(min_length=1, max_length=200)] = "service"
 
     user_mutations_per_second: Annotated[float, Field(ge=0)] = 20
     service_mutations_per_second: Annotated[float, Field(ge=0)] = 2000
@@ -146,6 +150,13 @@ class Settings(BaseSettings):
             )
         if not asymmetric and (self.jwt_public_key_file or self.jwt_jwks_file):
             raise ValueError("a public key or JWKS file needs an RS or ES TIDINGS_JWT_ALGORITHM")
+        if asymmetric and not (self.jwt_issuer and self.jwt_audience):
+            # An identity provider signs tokens for every application it serves: without both checks, a token it
+            # issued for another application would be accepted here.
+            raise ValueError(
+                f"TIDINGS_JWT_ALGORITHM={self.jwt_algorithm} with your identity provider's keys needs "
+                "TIDINGS_JWT_ISSUER and TIDINGS_JWT_AUDIENCE (the issuer, and the audience of tokens for tidings)"
+            )
         return self
 
     @model_validator(mode="after")
