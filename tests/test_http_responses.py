@@ -20,7 +20,7 @@ JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json; charset=utf-8"
 APOLLO_ACCEPT = "application/graphql-response+json,application/json;q=0.9"  # @apollo/client 4
 URQL_ACCEPT = (
-    "application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed"  # noqa: E501
+    "application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed"
 )
 GRAPHIQL_ACCEPT = "application/json, multipart/mixed"  # @graphiql/toolkit
 
