@@ -20,14 +20,13 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from tidings import migrate, web
 from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
-from tidings.composition import build_schema
+from tidings.composition import TidingsSchema, build_schema
 from tidings.config import Settings
 from tidings.context import Context, Services
 from tidings.delivery import Projection, projections
@@ -60,7 +59,7 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
 
     def __init__(
         self,
-        schema: BaseSchema,
+        schema: TidingsSchema,
         *,
         services: Services,
         max_connections_per_user: int,
@@ -75,7 +74,7 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         self.projections = projections
         self.services = services
         self.keepalive = TimerWheel(services.settings.keepalive_interval)
-        self.http = GraphQLHTTP(self.schema, plans=False)  # type: ignore[arg-type]
+        self.http = GraphQLHTTP(schema, plans=False)
 
     def encode_json(self, data: object) -> bytes:
         """orjson for every response and frame, HTTP and WebSocket alike (the fast path encodes the same way)."""

@@ -23,9 +23,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
-from graphql import GraphQLError
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -182,7 +180,9 @@ class GraphQLHTTP:
                 # Accept on a 415 names what the request could have been sent as (RFC 9110)
                 raise Refusal(415, _UNSUPPORTED_BODY, headers=((b"accept", b"application/json"),))
             request = GraphQLRequest.from_json(body)
-            return await self._execute(request, media_type, context(), POST_OPERATIONS)
+            caller = context()
+            planned = await self._planned(request, media_type, caller)
+            return planned or await self._execute(request, media_type, caller, POST_OPERATIONS)
         except Refusal as refusal:
             return refused(refusal, media_type)
 
@@ -196,21 +196,18 @@ class GraphQLHTTP:
         except Refusal as refusal:
             return refused(refusal, media_type)
 
+    async def _planned(self, request: GraphQLRequest, media_type: MediaType, context: Context) -> Answer | None:
+        """A known `createNotification` document run by its compiled plan; None for everything else."""
+        if self._creates is None or request.extensions is not None:
+            return None
+        document = self._schema.documents.cached(request.query)
+        plan = self._creates.get(request.query, request.operation_name, document) if document else None
+        content = await plan.execute(self._schema, context, request.variables) if plan else None
+        return None if content is None else Answer(200, _headers(media_type, context), content)  # data, always
+
     async def _execute(
-        self,
-        request: GraphQLRequest,
-        media_type: MediaType,
-        context: Context,
-        allowed: tuple[OperationType, ...],
+        self, request: GraphQLRequest, media_type: MediaType, context: Context, allowed: tuple[OperationType, ...]
     ) -> Answer:
-        content = None
-        if self._creates is not None and request.extensions is None and allowed is POST_OPERATIONS:
-            document = self._schema.documents.cached(request.query)
-            plan = self._creates.get(request.query, request.operation_name, document) if document else None
-            if plan is not None:
-                content = await plan.execute(self._schema, context, request.variables)  # data, or None
-        if content is not None:
-            return Answer(200, _headers(media_type, context), content)
         try:
             result = await self._schema.execute(
                 request.query,
@@ -220,29 +217,23 @@ class GraphQLHTTP:
                 allowed_operation_types=allowed,
                 operation_extensions=request.extensions,
             )
-        except MissingQueryError:
-            raise Refusal(400, "`query` is required: the GraphQL document to run, as a string") from None
         except CannotGetOperationTypeError as error:
             message = (
                 "The document defines no operation to run"
                 if error.operation_name is None
                 else f"The document has no operation named {error.operation_name!r} (operationName)"
             )
-            result = _refused_before_execution(UserError(message, ErrorCode.OPERATION_RESOLUTION_FAILURE))
+            result = ExecutionResult(data=None, errors=[UserError(message, ErrorCode.OPERATION_RESOLUTION_FAILURE)])
         except InvalidOperationTypeError as error:
             if error.operation_type is OperationType.MUTATION:
                 raise Refusal(405, "Mutations are sent with POST, not GET", headers=((b"allow", b"POST"),)) from None
             message = "Subscriptions are served over WebSocket (graphql-transport-ws) at this path, not over HTTP"
-            result = _refused_before_execution(UserError(message, ErrorCode.BAD_REQUEST))
+            result = ExecutionResult(data=None, errors=[UserError(message, ErrorCode.BAD_REQUEST)])
         return answer(result, media_type, context)
 
 
 _UNSUPPORTED_BODY = "POST the request as Content-Type: application/json (UTF-8)"
 _NOT_ACCEPTABLE = "Accept must allow application/graphql-response+json or application/json"
-
-
-def _refused_before_execution(error: GraphQLError) -> ExecutionResult:
-    return ExecutionResult(data=None, errors=[error])
 
 
 def answer(result: ExecutionResult, media_type: MediaType, context: Context | None = None) -> Answer:
