@@ -46,6 +46,7 @@ GRAPHIQL_ACCEPT = "application/json, multipart/mixed"  # @graphiql/toolkit
         (b"application/graphql-response+json;charset=utf-16, application/json;q=0.2", MediaType.JSON),
         (b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", MediaType.JSON),  # a browser
         (b"application/json;q=2, application/graphql-response+json;q=0.3", MediaType.GRAPHQL_RESPONSE),  # bad q
+        (b"text/plain;q=0.1, " * 20 + b"application/graphql-response+json", MediaType.GRAPHQL_RESPONSE),  # long
         (b"text/html", None),
         (b"text/event-stream", None),
         (b"application/json;q=0", None),

@@ -52,7 +52,6 @@ class MediaType(Enum):
 _NAMES = {MediaType.GRAPHQL_RESPONSE: "application/graphql-response+json", MediaType.JSON: "application/json"}
 
 
-@functools.lru_cache(maxsize=64)  # clients send a handful of distinct Accept headers: parsed once each
 def negotiate(accept: bytes | None) -> MediaType | None:
     """The media type to answer in, or None when Accept takes neither (406).
 
@@ -61,6 +60,14 @@ def negotiate(accept: bytes | None) -> MediaType | None:
     alone (`*/*`, `application/*`) or no Accept at all mean `application/json`, the default that keeps every client
     written before the specification working. A range with a charset other than UTF-8 matches nothing.
     """
+    # Clients send a handful of distinct Accept headers: each is parsed once; an odd long one is not kept.
+    return _negotiate_cached(accept) if accept is None or len(accept) <= _CACHED_ACCEPT_BYTES else _negotiate(accept)
+
+
+_CACHED_ACCEPT_BYTES = 256
+
+
+def _negotiate(accept: bytes | None) -> MediaType | None:
     if accept is None or not accept.strip():
         return MediaType.JSON
     matched: dict[MediaType, tuple[float, int, int]] = {}  # q-value, specificity (2 named, 1 application/*), position
@@ -87,6 +94,9 @@ def negotiate(accept: bytes | None) -> MediaType | None:
         if quality > 0 and (best is None or key > best[0]):
             best = (key, media_type)
     return None if best is None else best[1]
+
+
+_negotiate_cached = functools.lru_cache(maxsize=64)(_negotiate)
 
 
 class Refusal(Exception):
