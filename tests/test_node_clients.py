@@ -1,4 +1,4 @@
-"""Real npm clients (graphql-ws, urql, Apollo Client) against a real tidings server, run with Node from tests/node/."""
+"""Real npm clients (graphql-ws, urql, Apollo Client) and graphql-http's audit against real servers, run with Node."""
 
 from __future__ import annotations
 
@@ -83,6 +83,24 @@ def test_tidings_client_loses_nothing_across_a_restart_resyncs_a_foreign_cursor_
             script.finish()
     finally:
         strict.stop()
+
+
+def test_graphql_http_audit_passes_without_an_error_or_warning(server: ServerProcess, user: str) -> None:
+    """graphql-http's `auditServer` (the GraphQL over HTTP specification's reference audit) on both backends."""
+    with NodeScript("graphql-http-audit.test.mjs", node_env(server, user)) as script:
+        script.finish()
+
+
+def test_graphql_http_audit_passes_through_the_router_too(tmp_path: Path, user: str) -> None:
+    """With TIDINGS_HTTP_FAST_PATH=false every POST takes FastAPI's routing to the GraphQL view: the same answers."""
+    require_node()
+    server = ServerProcess(tmp_path, {"TIDINGS_HTTP_FAST_PATH": "false"}).start()
+    try:
+        with NodeScript("graphql-http-audit.test.mjs", node_env(server, user)) as script:
+            script.finish()
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()
 
 
 SLOW_CONSUMER_ENV = {

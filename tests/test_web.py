@@ -63,7 +63,9 @@ async def test_root_says_how_to_build_the_dashboard_when_it_is_not_built(tmp_pat
 async def test_browsers_get_local_graphiql_while_get_and_post_queries_still_run(tmp_path: Path, built: Path) -> None:
     async with client(settings(tmp_path, web_dir=built)) as http:
         page = await http.get("/graphql", headers={"accept": "text/html,application/xhtml+xml"})
-        get_query = await http.get("/graphql", params={"query": "{ __typename }"}, headers={"accept": "text/html"})
+        get_query = await http.get(
+            "/graphql", params={"query": "{ __typename }"}, headers={"accept": "application/json"}
+        )
         post_query = await http.post("/graphql", json={"query": "{ __typename }"})
     assert page.status_code == 200 and page.text == GRAPHIQL_HTML
     assert get_query.json() == {"data": {"__typename": "Query"}}

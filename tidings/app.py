@@ -15,24 +15,24 @@ import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET
 
 from tidings import web
 from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
-from tidings.composition import build_schema
+from tidings.composition import TidingsSchema, build_schema
 from tidings.config import Settings
 from tidings.context import Context, Services
 from tidings.delivery import Projection, projections
 from tidings.documents import CompiledDocuments
 from tidings.feed import FeedHub
-from tidings.http import GraphQLOverHTTP
+from tidings.http import GraphQLHTTP, GraphQLOverHTTP
 from tidings.limits import Admission, BodySizeLimit, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.protocol import ConnectionSlots, TransportWSHandler
@@ -50,13 +50,17 @@ LOOPBACK_ORIGIN = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5
 
 
 class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
-    """Strawberry's router with tidings' graphql-transport-ws handler; authenticates WebSockets at `connection_init`."""
+    """Strawberry's router with tidings' graphql-transport-ws handler; authenticates WebSockets at `connection_init`.
+
+    Over HTTP it serves GraphiQL and hands every GraphQL GET and POST to `tidings.http.GraphQLHTTP`: the answers of
+    the lane in front (TIDINGS_HTTP_FAST_PATH) and of this view are the same code, so the same bytes.
+    """
 
     graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
         self,
-        schema: BaseSchema,
+        schema: TidingsSchema,
         *,
         services: Services,
         max_connections_per_user: int,
@@ -71,6 +75,7 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         self.projections = projections
         self.services = services
         self.keepalive = TimerWheel(services.settings.keepalive_interval)
+        self.http = GraphQLHTTP(schema, plans=False)
 
     def encode_json(self, data: object) -> bytes:
         """orjson for every response and frame, HTTP and WebSocket alike (the fast path encodes the same way)."""
@@ -81,6 +86,23 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         if super().is_websocket_origin_allowed(request, origin):
             return True
         return self.loopback_origins and LOOPBACK_ORIGIN.fullmatch(origin) is not None
+
+    async def run(  # type: ignore[override]
+        self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET
+    ) -> Response | WebSocket:
+        """GraphQL over HTTP as `GraphQLHTTP` answers it; WebSockets and the GraphiQL page as Strawberry serves them."""
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        if self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return await super().run(request, context, root_value)
+        accept = _header(request, "accept")
+        if request.method == "GET":
+            answer = await self.http.get(request.query_params, accept, lambda: context)
+        else:
+            body = await request.body()
+            answer = await self.http.post(_header(request, "content-type"), accept, body, lambda: context)
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
+        return Response(answer.body, status_code=answer.status, headers=headers)
 
     async def run_websocket(self, websocket: WebSocket) -> None:
         """Serve one socket as the router's WebSocket route would, without the route (see `TidingsApp`)."""
@@ -99,6 +121,11 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
 def _log_refusal(refusal: InvalidToken, where: str) -> None:
     """Say why a token was refused, for whoever runs the server; never the token itself."""
     logger.info("auth: refused the token of %s: %s", where, refusal.reason)
+
+
+def _header(request: Request, name: str) -> bytes | None:
+    value = request.headers.get(name)
+    return None if value is None else value.encode("latin-1")
 
 
 class TidingsApp(FastAPI):

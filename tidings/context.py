@@ -52,10 +52,7 @@ class Context(BaseContext):
 
     def retry_later(self, seconds: float) -> None:
         """Ask an HTTP client to retry after `seconds` (Retry-After), as well as the error's `retryAfter` says."""
-        self.retry_after = seconds
-        response = getattr(self, "response", None)  # Strawberry's sub-response on its HTTP view; None elsewhere
-        if response is not None:
-            response.headers["retry-after"] = retry_after_header(seconds)
+        self.retry_after = seconds  # tidings.http sends the header, on either way in
 
     @property
     def caller(self) -> Identity:

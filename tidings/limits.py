@@ -116,7 +116,10 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
-    error = {"message": f"Request body larger than {max_bytes} bytes", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}
+    error = {
+        "message": f"Request body larger than {max_bytes} bytes",
+        "extensions": {"code": ErrorCode.PAYLOAD_TOO_LARGE.value},
+    }
     body = orjson.dumps({"errors": [error]})
     await send(
         {

@@ -15,7 +15,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
@@ -28,11 +28,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     PingMessage,
     SubscribeMessage,
 )
+from strawberry.types.execution import PreExecutionError
 
 from tidings.context import Context
 from tidings.delivery import Projection
 from tidings.documents import CompiledDocuments
-from tidings.errors import ErrorCode, UserError
+from tidings.errors import ErrorCode, UserError, request_error
 from tidings.resolvers import event_stream
 from tidings.store import FeedEvent
 from tidings.wheel import TimerWheel
@@ -540,14 +541,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         payload = message.get("payload")
         await self.send_message({"type": "pong", "payload": payload} if payload else {"type": "pong"})
 
-    async def handle_task_exception(self, error: Exception) -> None:
-        if isinstance(error, GraphQLSyntaxError):
-            # Strawberry closes with 4400 on a syntax error, but with the parse cache (or max tokens) extension the
-            # parser runs outside its guard (0.341) and the error lands here: it would log a traceback and send a
-            # bare `complete`, telling the client nothing.
-            self.close(CloseCode.BAD_REQUEST, error.message)
-            return
-        await super().handle_task_exception(error)
+    async def _handle_pre_execution_error(self, operation: Operation[Context, None], result: PreExecutionError) -> None:
+        """A document that does not parse, or names no operation it has: an `error` message with the coded errors.
+
+        Strawberry closes the whole socket with 4400 instead, which graphql-ws clients do not retry: one bad document
+        would end every other subscription of the connection, and the close reason has no room for a code.
+        """
+        await operation.send_initial_errors([request_error(error) for error in result.errors or ()])
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
@@ -560,7 +560,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             # Strawberry's own answer names neither the limit nor a code: say both.
             error = GraphQLError(
                 f"At most {limit} operations at once per connection (TIDINGS_MAX_OPERATIONS_PER_CONNECTION)",
-                extensions={"code": "BAD_USER_INPUT"},
+                extensions={"code": ErrorCode.BAD_USER_INPUT.value},
             )
             await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[error.formatted]))
             return
