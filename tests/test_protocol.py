@@ -538,6 +538,8 @@ async def test_both_delivery_paths_answer_a_result_over_the_bound_alike(
                 text = await client.conn.recv()
                 assert isinstance(text, str)
                 message = orjson.loads(text)
+                if message["type"] == "ping":
+                    continue  # the keep-alive wheel may reach a new socket at any moment of its interval
                 received[message["id"]].append(text.replace(f'"id":"{message["id"]}"', '"id":"*"'))
         assert received["fast"] == received["standard"]
         too_large, fitting = (orjson.loads(text) for text in received["fast"])
