@@ -163,7 +163,7 @@ test("too many connections (4403 with the same token): failed with the server's 
   }
 });
 
-test("a document over the server's limits (4400): failed with the code and reason, not retried", async () => {
+test("a document over the server's limits: failed with GRAPHQL_PARSE_FAILED and the reason, not retried", async () => {
   const { client, errors, retries, states } = tidingsClient({
     url: strict.graphqlUrl,
     getToken: () => env("TIDINGS_SECOND_USER_TOKEN"),
@@ -171,7 +171,7 @@ test("a document over the server's limits (4400): failed with the code and reaso
   try {
     client.start();
     await eventually(() => client.state === "failed", 10_000, "failed");
-    assert.equal(client.failure.code, 4400);
+    assert.equal(client.failure.code, "GRAPHQL_PARSE_FAILED");
     assert.match(client.failure.reason, /10 tokens/);
     assert.deepEqual(states, ["connecting", "live", "failed"]);
     assert.deepEqual(retries, [], "no reconnect");

@@ -46,6 +46,24 @@ export interface CloseInfo {
   reason: string;
 }
 
+/**
+ * Why the client stopped by itself (state `failed`): a close code and reason, or the `extensions.code` and message of
+ * an error the server answered the subscription with that a retry would get again (the document does not parse or
+ * validate, the operation is refused).
+ */
+export interface Failure {
+  code: number | string;
+  reason: string;
+}
+
+/** Errors the server answers a subscription with before it starts, and would answer again on every retry. */
+const FATAL_ERROR_CODES: ReadonlySet<unknown> = new Set([
+  "GRAPHQL_PARSE_FAILED",
+  "GRAPHQL_VALIDATION_FAILED",
+  "OPERATION_RESOLUTION_FAILURE",
+  "FORBIDDEN",
+]);
+
 /** A GraphQL error answered by the server, with its `extensions.code` (`UNAUTHENTICATED`, `BAD_USER_INPUT`...). */
 export class TidingsError extends Error {
   constructor(
@@ -148,7 +166,7 @@ export class TidingsClient {
   readonly #counts = new Set<Listener<number | null>>();
   readonly #seen = new Set<string>(); // insertion-ordered: the oldest cursor is forgotten first
   #state: ConnectionState = "stopped";
-  #failure: CloseInfo | null = null;
+  #failure: Failure | null = null;
   #connectionToken: string | null = null; // the token sent on the last connection: a 4403 refused it
   #nextToken: string | null = null; // fresh token from getToken(refused), for the next connection
   #unreadCount: number | null = null;
@@ -195,8 +213,11 @@ export class TidingsClient {
     return this.#state;
   }
 
-  /** In state `failed`: the close code and reason that stopped the client (4400, 4500, a refused token...); else null. */
-  get failure(): CloseInfo | null {
+  /**
+   * In state `failed`: the close code and reason that stopped the client (4400, 4500, a refused token...), or the
+   * `extensions.code` and message of an error every retry would get (`GRAPHQL_VALIDATION_FAILED`...); else null.
+   */
+  get failure(): Failure | null {
     return this.#failure;
   }
 
@@ -330,7 +351,7 @@ export class TidingsClient {
   }
 
   /** Stop by ourselves: a retry would be refused the same way. */
-  #fail(failure: CloseInfo): void {
+  #fail(failure: Failure): void {
     this.#halt();
     this.#failure = failure;
     this.#setState("failed");
@@ -351,7 +372,13 @@ export class TidingsClient {
       void this.#refreshToken(close, this.#generation);
       return;
     }
-    const codes = graphqlErrors(error)?.map((e) => e.extensions?.code) ?? [];
+    const errors = graphqlErrors(error) ?? [];
+    const fatal = errors.find((e) => FATAL_ERROR_CODES.has(e.extensions?.code));
+    if (fatal !== undefined) {
+      this.#fail({ code: String(fatal.extensions?.code), reason: fatal.message });
+      return;
+    }
+    const codes = errors.map((e) => e.extensions?.code);
     if (codes.includes("BAD_USER_INPUT")) {
       // The cursor is not one this server can read: start from now, and let the app refetch what it shows.
       this.#received = null;
