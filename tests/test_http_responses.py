@@ -191,6 +191,12 @@ REFUSALS: dict[str, tuple[bytes, str | None, int, str]] = {
     ),
     "extensions a string": (b'{"query": "{ __typename }", "extensions": "x"}', JSON, 400, "`extensions` must be"),
     "invalid UTF-8": (b'{"query": "{ __typename \xff }"}', JSON, 400, "The request body is not valid JSON: "),
+    "nested 30,000 deep": (
+        b'{"query": "{ __typename }", "variables": {"v": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}",
+        JSON,
+        400,
+        "The request body is not valid JSON: depth limit exceeded",
+    ),
     "no content type": (
         b'{"query": "{ __typename }"}',
         None,

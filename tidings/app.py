@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -344,9 +345,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics:
+        expected = f"Bearer {settings.metrics_token}".encode() if settings.metrics_token else None
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics(request: Request) -> Response:
+            if expected is not None:
+                given = (request.headers.get("authorization") or "").encode()
+                if not hmac.compare_digest(given, expected):
+                    return Response(
+                        "/metrics needs Authorization: Bearer <TIDINGS_METRICS_TOKEN>\n",
+                        status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                        media_type="text/plain",
+                    )
+            return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:

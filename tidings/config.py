@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1)] = 1
     auto_migrate: bool | None = None
+    metrics: bool = True  # GET /metrics (Prometheus)
+    # When set, /metrics answers only `Authorization: Bearer <this>` (401 otherwise).
+    metrics_token: Annotated[str, Field(min_length=16, max_length=200)] | None = Field(default=None, repr=False)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False  # uvicorn's line per request: a cost on every mutation, off unless asked for
 
