@@ -119,3 +119,18 @@ async def test_token_signs_with_the_configured_secret_and_says_so(
     assert (result.returncode, result.stderr) == (0, "tidings: signed with TIDINGS_JWT_SECRET\n")
     body = await gql(server.graphql_url, "{ unreadCount }", bearer=result.stdout.strip())
     assert body == {"data": {"unreadCount": 0}}
+
+
+@pytest.mark.parametrize("content", ["", "short"], ids=["empty", "short"])
+@pytest.mark.parametrize("command", [["serve"], ["token", "alice"]])
+def test_an_empty_or_short_secret_file_is_one_line_not_a_weak_key(
+    tmp_path: Path, command: list[str], content: str
+) -> None:
+    secret_file = tmp_path.resolve() / ".tidings" / "jwt-secret"
+    secret_file.parent.mkdir()
+    secret_file.write_text(content)
+    result = tidings(*command, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"tidings: {secret_file} holds "), result.stderr
+    assert "delete it and start the server to make a new one" in result.stderr
+    assert secret_file.read_text() == content, "left as it was"

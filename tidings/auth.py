@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 import jwt
 
-from tidings.config import Settings
+from tidings.config import MIN_SECRET_BYTES, Settings
 from tidings.errors import bad_input, forbidden
 
 SECRET_FILE_NAME = "jwt-secret"
@@ -96,29 +97,57 @@ def check_user_id(user_id: str) -> None:
         raise bad_input(f"userId must be 1 to {MAX_SUBJECT_LENGTH} characters", argument="userId")
 
 
+class InvalidSecretFile(Exception):
+    """The data directory's secret file is empty or too short to sign with: the message says what to do."""
+
+
 def read_secret(data_dir: Path) -> str | None:
-    """The signing secret the server made in `data_dir`, if it made one there."""
+    """The signing secret the server made in `data_dir`, if it made one there; a short or empty one is refused."""
+    path = data_dir.resolve() / SECRET_FILE_NAME
     try:
-        return (data_dir / SECRET_FILE_NAME).read_text().strip()
-    except FileNotFoundError:
+        secret = path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as error:
+        raise InvalidSecretFile(
+            f"{path} cannot be read ({error.strerror}): fix TIDINGS_DATA_DIR, or set TIDINGS_JWT_SECRET"
+        ) from None
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise InvalidSecretFile(
+            f"{path} holds {'no' if not secret else 'a too short'} secret (at least {MIN_SECRET_BYTES} bytes): "
+            "delete it and start the server to make a new one (tokens signed with the old one stop working), "
+            "or set TIDINGS_JWT_SECRET"
+        )
+    return secret
 
 
 def load_or_create_secret(data_dir: Path) -> str:
-    """The embedded default's signing secret: made once by the server, kept in the data directory with mode 0600."""
+    """The embedded default's signing secret: made once by the server, kept in the data directory with mode 0600.
+
+    Written whole to a temporary file, then linked to its name: two workers starting at once agree on one secret
+    (the link fails for the second), and neither can read a file that exists but is not written yet.
+    """
     path = data_dir / SECRET_FILE_NAME
     secret = read_secret(data_dir)
     if secret is not None:
         return secret
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    # O_EXCL: two workers starting at once must agree on one secret.
+    fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=f".{SECRET_FILE_NAME}-")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:  # another worker linked its secret first: use that one
+            existing = read_secret(data_dir)
+            if existing is None:
+                raise InvalidSecretFile(f"{path} disappeared as it was made: start the server again") from None
+            return existing
+    finally:
+        os.unlink(temporary)
     return secret
 
 

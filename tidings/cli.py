@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tidings import startup, web
+    from tidings.auth import load_or_create_secret, read_secret
     from tidings.server import HttpProtocol, WebSocketProtocol, announce_when_serving, connection_limits
 
     # The app factory reads settings from the environment, in every worker process alike.
@@ -52,7 +53,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
     # Once, before any worker starts: an unreachable or unmigrated database is one line here, and migrating it is
     # done by this process alone.
+    own_secret = settings.jwt_algorithm.startswith("HS") and not settings.jwt_secret
+    if own_secret:
+        read_secret(settings.data_dir)  # a bad secret file is one line, before anything is written
     asyncio.run(startup.prepare_database(settings))
+    if own_secret:
+        load_or_create_secret(settings.data_dir)  # once, before the workers start
     os.environ["TIDINGS_AUTO_MIGRATE"] = "false"  # done: the workers only check the schema
     code = settings.dev_sign_in_code if web.dev_tokens_enabled(settings) else None
     link, url = web.dashboard_link(settings, code), web.local_url(settings)
@@ -201,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The `tidings` command; a mistake the user can fix is one line on stderr and a non-zero exit, no traceback."""
-    from tidings.auth import NoSigningKey
+    from tidings.auth import InvalidSecretFile, NoSigningKey
     from tidings.startup import StartupError
 
     args = build_parser().parse_args(argv)
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(error).splitlines():
             print(f"tidings: {line}", file=sys.stderr)
         return 2  # like a bad command-line argument
-    except (StartupError, NoSigningKey) as error:
+    except (StartupError, NoSigningKey, InvalidSecretFile) as error:
         print(f"tidings: {error}", file=sys.stderr)
         return 1
     return result
