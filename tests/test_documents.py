@@ -68,3 +68,47 @@ def test_the_cache_is_bounded_by_entries_and_by_bytes_of_text() -> None:
     assert cache.text_bytes <= 200
     assert cache.cached("query Q9 { unreadCount }") is not None  # the most recent are kept
     assert cache.cached("query Q0 { unreadCount }") is None
+
+
+@pytest.mark.parametrize(
+    ("document", "variables_note"),
+    [
+        ("{ " + " ".join(f"a{i}: notifications(first: 100) {{ unreadCount }}" for i in range(6)) + " }", "literals"),
+        (
+            "query($n: Int) { "
+            + " ".join(f"a{i}: notifications(first: $n) {{ unreadCount }}" for i in range(6))
+            + " }",
+            "a variable without a default counts as a full page",
+        ),
+        (
+            "{ " + " ".join(f"a{i}: unreadNotifications {{ id }}" for i in range(11)) + " }",
+            "left out: the argument's default (50)",
+        ),
+        (
+            "query { ...F } fragment F on Query { "
+            + " ".join(f"a{i}: notifications(first: 100) {{ unreadCount }}" for i in range(6))
+            + " }",
+            "in a fragment",
+        ),
+    ],
+)
+def test_documents_asking_for_more_rows_than_the_bound_are_refused(document: str, variables_note: str) -> None:
+    cache = _schema().documents
+    parsed, errors = cache.load(document)
+    assert parsed is None and len(errors) == 1, variables_note
+    assert "TIDINGS_MAX_ROWS" in errors[0].message and errors[0].extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "{ " + " ".join(f"a{i}: notifications(first: 100) {{ unreadCount }}" for i in range(5)) + " }",
+        "query($n: Int = 20) { "
+        + " ".join(f"a{i}: notifications(first: $n) {{ unreadCount }}" for i in range(25))
+        + " }",
+        "{ notifications { unreadCount } unreadCount }",
+    ],
+)
+def test_documents_within_the_row_bound_pass(document: str) -> None:
+    parsed, errors = _schema().documents.load(document)
+    assert errors == [] and parsed is not None

@@ -18,7 +18,7 @@ from strawberry.types import ExecutionContext
 
 from tidings.documents import CachedDocuments, DocumentCache, DocumentRules
 from tidings.errors import ErrorCode, client_error, is_user_error
-from tidings.resolvers import Mutation, Query, Subscription
+from tidings.resolvers import MAX_PAGE, Mutation, Query, Subscription
 from tidings.schema import DateTime
 
 if TYPE_CHECKING:
@@ -38,7 +38,9 @@ def build_schema(settings: Settings) -> TidingsSchema:
         max_tokens=settings.max_tokens,
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_aliases,
-        introspection=settings.introspection,
+        introspection=settings.introspection_enabled,
+        max_rows=settings.max_rows,
+        page_max=MAX_PAGE,
     )
     schema.documents = DocumentCache(schema._schema, rules)
     schema.extensions = tuple(schema_extensions(schema.documents))

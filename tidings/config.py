@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     service_subscribes_per_second: Annotated[float, Field(ge=0)] = 1000
     max_query_depth: Annotated[int, Field(ge=1)] = 10
     max_aliases: Annotated[int, Field(ge=0)] = 30
+    max_rows: Annotated[int, Field(ge=1)] = 500  # rows one document may ask for: `first` summed over its fields
     max_tokens: Annotated[int, Field(ge=10)] = 1000  # GraphiQL's introspection is about 200, our operations under 100
     max_operations_per_connection: Annotated[int, Field(ge=1)] = 20
     # Writes in flight per process; past it mutations answer OVERLOADED with retryAfter at once.
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
 
     retention_days: Annotated[int, Field(ge=1)] = 30
     graphiql: bool = True
-    introspection: bool = True
+    introspection: bool | None = None  # unset: on for the embedded default only (introspection_enabled)
     # Mint tokens for the dashboard's sign-in at POST /dashboard/dev-token; unset: on for the embedded default on
     # loopback only (tidings.web.dev_tokens_enabled).
     dev_tokens: bool | None = None
@@ -198,6 +199,12 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """The no-servers default: SQLite and in-process fan-out."""
         return self.is_sqlite and self.broadcast_url.startswith("memory://")
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """Explicit TIDINGS_INTROSPECTION, else on for the embedded default only: a deployment serves no schema
+        (hundreds of KB of answer for a request of a few hundred bytes, without a token) unless asked to."""
+        return self.embedded if self.introspection is None else self.introspection
 
     @property
     def loopback_origins_allowed(self) -> bool:

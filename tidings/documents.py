@@ -13,7 +13,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSyntaxError, parse
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    IntValueNode,
+    OperationDefinitionNode,
+    ValidationContext,
+    VariableNode,
+    parse,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
@@ -41,16 +52,80 @@ class DocumentRules:
     rules: tuple[type[ASTValidationRule], ...]
 
     @classmethod
-    def build(cls, *, max_tokens: int, max_depth: int, max_aliases: int, introspection: bool) -> DocumentRules:
+    def build(
+        cls,
+        *,
+        max_tokens: int,
+        max_depth: int,
+        max_aliases: int,
+        introspection: bool,
+        max_rows: int | None = None,
+        page_max: int = 100,
+    ) -> DocumentRules:
         # Both limiters follow fragment spreads, so fragments cannot multiply aliases or depth past the limits.
         rules: list[type[ASTValidationRule]] = [
             *specified_rules,
             *QueryDepthLimiter(max_depth=max_depth).validation_rules,
             *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
         ]
+        if max_rows is not None:
+            rules.append(row_limit_rule(max_rows, page_max))
         if not introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         return cls(max_tokens=max_tokens, rules=tuple(rules))
+
+
+def row_limit_rule(max_rows: int, page_max: int) -> type[ASTValidationRule]:
+    """A rule that bounds the rows one document can ask for: every field with a `first` argument costs its `first`
+    (its default when left out, `page_max` when it is a variable without a default), summed over the document.
+
+    Aliases are the multiplier (30 aliases of a 100-row page are 3,000 rows): the alias limit alone does not bound
+    the answer. Fragments are counted where they are defined; spreading one twice at the same place merges its fields.
+    """
+
+    class RowLimit(ASTValidationRule):
+        context: ValidationContext
+
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self._defaults: dict[str, int] = {}
+            self._rows = 0
+            self._reported = False
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
+            for definition in node.variable_definitions or ():
+                value = definition.default_value
+                if isinstance(value, IntValueNode):
+                    self._defaults[definition.variable.name.value] = int(value.value)
+
+        def enter_field(self, node: FieldNode, *_: object) -> None:
+            definition = self.context.get_field_def()
+            if definition is None or "first" not in definition.args:
+                return
+            self._rows += self._first(node, definition.args["first"].default_value)
+            if self._rows > max_rows and not self._reported:
+                self._reported = True
+                self.report_error(
+                    GraphQLError(
+                        f"The document asks for up to {self._rows} rows or more; at most {max_rows} "
+                        "(TIDINGS_MAX_ROWS: each field's `first`, summed over its aliases)",
+                        node,
+                    )
+                )
+
+        def _first(self, node: FieldNode, default: object) -> int:
+            for argument in node.arguments or ():
+                if argument.name.value != "first":
+                    continue
+                value = argument.value
+                if isinstance(value, IntValueNode):
+                    return min(int(value.value), page_max) if int(value.value) > 0 else 0
+                if isinstance(value, VariableNode):
+                    return min(self._defaults.get(value.name.value, page_max), page_max)
+                return page_max
+            return default if isinstance(default, int) else page_max
+
+    return RowLimit
 
 
 class DocumentCache:
