@@ -57,6 +57,11 @@ NOTIFICATION_FIELDS: dict[str, Getter] = {
     "readAt": lambda record: _iso(record.read_at),
     "createdAt": lambda record: record.created_at.isoformat(),
     "sequence": lambda record: record.seq,
+    "seen": lambda record: record.seen_at is not None,
+    "seenAt": lambda record: _iso(record.seen_at),
+    "archived": lambda record: record.archived_at is not None,
+    "archivedAt": lambda record: _iso(record.archived_at),
+    "category": lambda record: record.category,
 }
 EVENT_FIELDS: dict[str, Getter] = {
     "__typename": lambda event: "NotificationEvent",
@@ -65,6 +70,8 @@ EVENT_FIELDS: dict[str, Getter] = {
     "sequence": lambda event: event.seq,
     "upToSequence": lambda event: event.up_to_seq,
     "count": lambda event: event.count,
+    "unseenCount": lambda event: event.unseen_count,
+    "category": lambda event: event.category,
 }
 
 

@@ -5,6 +5,8 @@ import sqlalchemy.exc
 
 from tidings.store.engine import create_engine
 from tidings.store.records import (
+    CategoryCounts,
+    Counts,
     EventKind,
     FeedEvent,
     FeedPosition,
@@ -43,6 +45,8 @@ def database_unavailable(error: BaseException) -> bool:
 
 
 __all__ = [
+    "CategoryCounts",
+    "Counts",
     "EventKind",
     "FeedEvent",
     "FeedPosition",
