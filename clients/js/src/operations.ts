@@ -16,6 +16,11 @@ query Notifications($first: Int = 20, $after: String, $filter: NotificationFilte
         readAt
         createdAt
         sequence
+        seen
+        seenAt
+        archived
+        archivedAt
+        category
       }
     }
     pageInfo {
@@ -23,6 +28,7 @@ query Notifications($first: Int = 20, $after: String, $filter: NotificationFilte
       endCursor
     }
     unreadCount
+    unseenCount
     feedCursor
   }
 }
@@ -35,6 +41,8 @@ subscription NotificationEvents($after: String) {
     cursor
     sequence
     unreadCount
+    unseenCount
+    category
     upToSequence
     count
     notification {
@@ -48,6 +56,11 @@ subscription NotificationEvents($after: String) {
       readAt
       createdAt
       sequence
+      seen
+      seenAt
+      archived
+      archivedAt
+      category
     }
   }
 }
