@@ -32,7 +32,12 @@ NOTIFICATION_FIELDS = [
 ]  # fmt: skip
 EVENTS_PER_RUN = 6  # what `_make_events` causes
 # The fields of issue 12's inbox (seen, archive, categories) and the events that change them.
-INBOX_EVENT_FIELDS = [*EVENT_FIELDS, "unseenCount", "category"]
+INBOX_EVENT_FIELDS = [
+    *EVENT_FIELDS,
+    "unseenCount",
+    "category",
+    "categoryCounts { unseenCount __typename category unreadCount }",
+]
 INBOX_NOTIFICATION_FIELDS = [*NOTIFICATION_FIELDS, "seen", "seenAt", "archived", "archivedAt", "category"]
 INBOX_EVENTS_PER_RUN = 10  # what `_make_inbox_events` causes
 
@@ -54,7 +59,8 @@ def both_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
 
 def _selection(rng: random.Random, fields: list[str]) -> str:
     chosen = rng.sample(fields, rng.randint(1, len(fields)))
-    return " ".join(f"{name}{rng.randint(0, 99)}: {name}" if rng.random() < 0.3 else name for name in chosen)
+    # A field may come with its selection ("categoryCounts { category }"): the alias names the field.
+    return " ".join(f"{name.split()[0]}{rng.randint(0, 99)}: {name}" if rng.random() < 0.3 else name for name in chosen)
 
 
 def generated_documents(

@@ -82,8 +82,12 @@ async def _one(url: str, action: str, notification_id: str, bearer: str) -> dict
     return result
 
 
-async def _make_inbox_events(url: str, user: str) -> list[tuple[str, int, int, str | None, int | None]]:
-    """Every new kind of event, and what each must say: (kind, unreadCount, unseenCount, category, count)."""
+Said = tuple[str, int, int, str | None, int | None, list[tuple[str, int, int]]]
+
+
+async def _make_inbox_events(url: str, user: str) -> list[Said]:
+    """Every new kind of event, and what each must say: (kind, unreadCount, unseenCount, category, count,
+    categoryCounts)."""
     me = token(user)
     a = await create(url, user, "a", category="comments")
     b = await create(url, user, "b", category="comments")
@@ -104,20 +108,20 @@ async def _make_inbox_events(url: str, user: str) -> list[tuple[str, int, int, s
     assert (archived["count"], archived["unreadCount"], archived["unseenCount"]) == (2, 3, 1)
     await _one(url, "archiveNotification", e["id"], me)
     return [
-        ("CREATED", 1, 1, "comments", None),
-        ("CREATED", 2, 2, "comments", None),
-        ("CREATED", 3, 3, "billing", None),
-        ("CREATED", 4, 4, None, None),
-        ("CREATED", 5, 5, "comments", None),
-        ("ALL_SEEN", 5, 1, None, 4),
-        ("READ", 4, 1, "comments", None),
-        ("UNREAD", 5, 1, "comments", None),
-        ("READ", 4, 1, "comments", None),
-        ("READ", 3, 1, "billing", None),
-        ("ARCHIVED", 2, 1, "comments", None),
-        ("UNARCHIVED", 3, 1, "comments", None),
-        ("ALL_ARCHIVED", 3, 1, None, 2),
-        ("ARCHIVED", 2, 0, "comments", None),
+        ("CREATED", 1, 1, "comments", None, [("comments", 1, 1)]),
+        ("CREATED", 2, 2, "comments", None, [("comments", 2, 2)]),
+        ("CREATED", 3, 3, "billing", None, [("billing", 1, 1)]),
+        ("CREATED", 4, 4, None, None, []),
+        ("CREATED", 5, 5, "comments", None, [("comments", 3, 3)]),
+        ("ALL_SEEN", 5, 1, None, 4, [("billing", 1, 0), ("comments", 3, 1)]),
+        ("READ", 4, 1, "comments", None, [("comments", 2, 1)]),
+        ("UNREAD", 5, 1, "comments", None, [("comments", 3, 1)]),
+        ("READ", 4, 1, "comments", None, [("comments", 2, 1)]),
+        ("READ", 3, 1, "billing", None, [("billing", 0, 0)]),
+        ("ARCHIVED", 2, 1, "comments", None, [("comments", 1, 1)]),
+        ("UNARCHIVED", 3, 1, "comments", None, [("comments", 2, 1)]),
+        ("ALL_ARCHIVED", 3, 1, None, 2, []),
+        ("ARCHIVED", 2, 0, "comments", None, [("comments", 1, 0)]),
     ]
 
 
@@ -136,7 +140,12 @@ async def test_two_devices_see_every_inbox_event_in_order_and_a_resume_replays_t
         live = await asyncio.gather(_frames(phone, len(expected)), _frames(laptop, len(expected)))
     assert live[0] == live[1]
     events = [orjson.loads(text)["payload"]["data"]["notificationEvents"] for text in live[0]]
-    assert [(e["kind"], e["unreadCount"], e["unseenCount"], e["category"], e["count"]) for e in events] == expected
+    said = [
+        (e["kind"], e["unreadCount"], e["unseenCount"], e["category"], e["count"],
+         [(c["category"], c["unreadCount"], c["unseenCount"]) for c in e["categoryCounts"]])
+        for e in events
+    ]  # fmt: skip
+    assert said == expected
     assert [e["sequence"] for e in events] == list(range(events[0]["sequence"], events[0]["sequence"] + len(events)))
     unread_again = events[7]["notification"]
     assert (unread_again["read"], unread_again["seen"], unread_again["archived"]) == (False, True, False)

@@ -55,12 +55,14 @@ async def assert_counts_are_the_recount(store: SqlStore, user: str) -> Counts:
 async def test_read_implies_seen_and_unread_again_stays_seen(store: SqlStore, user: str) -> None:
     record, created = await _create(store, user, category="comments")
     assert created.unread_count == 1 and created.unseen_count == 1 and created.category == "comments"
+    assert created.category_counts == (CategoryCounts("comments", 1, 1),)
     read, event = await store.mark_read(notification_id=record.id, owner=user)
     assert event is not None and (event.unread_count, event.unseen_count) == (0, 0)
     assert read.read_at is not None and read.seen_at == read.read_at
     unread, event = await store.mark_unread(notification_id=record.id, owner=user)
     assert event is not None and event.kind is EventKind.UNREAD and event.category == "comments"
     assert (event.unread_count, event.unseen_count) == (1, 0)
+    assert event.category_counts == (CategoryCounts("comments", 1, 0),)
     assert unread.read_at is None and unread.seen_at == read.seen_at
     again, none = await store.mark_unread(notification_id=record.id, owner=None)
     assert none is None and again == unread
@@ -77,6 +79,7 @@ async def test_mark_all_seen_clears_the_badge_up_to_a_position_and_leaves_unread
     assert result.count == 3 and result.event is not None and result.event.kind is EventKind.ALL_SEEN
     assert result.event.up_to_seq == looked and result.event.count == 3 and result.event.category is None
     assert (result.position.unread_count, result.position.unseen_count) == (4, 1)
+    assert result.event.category_counts == (CategoryCounts("comments", 3, 1),)  # the uncategorized one: no entry
     assert await store.counts(user, category="comments") == Counts(3, 1)
     nothing = await store.mark_all_seen(user_id=user, up_to_seq=looked)
     assert nothing.count == 0 and nothing.event is None
@@ -92,6 +95,8 @@ async def test_mark_all_read_marks_seen_too(store: SqlStore, user: str) -> None:
     await store.mark_all_seen(user_id=user, up_to_seq=1)
     result = await store.mark_all_read(user_id=user, up_to_seq=None)
     assert result.count == 2 and (result.position.unread_count, result.position.unseen_count) == (0, 0)
+    assert result.event is not None
+    assert result.event.category_counts == (CategoryCounts("billing", 0, 0), CategoryCounts("comments", 0, 0))
     assert await store.category_counts(user) == [CategoryCounts("billing", 0, 0), CategoryCounts("comments", 0, 0)]
     seen_first = await store.get_notification(first.id, owner=user)
     assert seen_first is not None and seen_first.seen_at is not None and seen_first.read_at is not None
@@ -137,6 +142,7 @@ async def test_archive_all_read_is_one_event_up_to_a_position(store: SqlStore, u
     result = await store.archive_all_read(user_id=user, up_to_seq=looked)
     assert result.count == 3 and result.event is not None and result.event.kind is EventKind.ALL_ARCHIVED
     assert (result.position.unread_count, result.position.unseen_count) == (1, 1)
+    assert result.event.category_counts == ()  # read ones count nothing: no category moved
     assert [item.title for item in (await store.list_notifications(user_id=user, first=10)).items] == ["late", "n3"]
     assert (await store.archive_all_read(user_id=user, up_to_seq=looked)).event is None
     await assert_counts_are_the_recount(store, user)

@@ -288,9 +288,7 @@ class Query:
         store = info.context.services.store
         user = info.context.caller.target_user(user_id)
         counts = await _db(info.context, lambda: store.category_counts(user))
-        return [
-            CategoryCount(category=c.category, unread_count=c.unread_count, unseen_count=c.unseen_count) for c in counts
-        ]
+        return [CategoryCount.from_record(category) for category in counts]
 
     @strawberry.field(description="One notification; null when it does not exist or is not the caller's.")
     async def notification(self, info: Info[Context, None], id: strawberry.ID) -> Notification | None:

@@ -117,6 +117,17 @@ class NotificationConnection:
         )
 
 
+@strawberry.type(description="The counts of one category: a tab and its badges.")
+class CategoryCount:
+    category: str = strawberry.field(description="The category.")
+    unread_count: int = strawberry.field(description="Unread notifications in it (archived ones not counted).")
+    unseen_count: int = strawberry.field(description="Unseen notifications in it (archived ones not counted).")
+
+    @classmethod
+    def from_record(cls, counts: records.CategoryCounts) -> CategoryCount:
+        return cls(category=counts.category, unread_count=counts.unread_count, unseen_count=counts.unseen_count)
+
+
 @strawberry.type(description="One change to the user's notifications, delivered to every connection of that user.")
 class NotificationEvent:
     kind: records.EventKind = strawberry.field(description="What happened.")
@@ -141,6 +152,12 @@ class NotificationEvent:
     category: str | None = strawberry.field(
         description="The category of the notification the event concerns; null when it has none, or for events of many."
     )
+    category_counts: list[CategoryCount] = strawberry.field(
+        description=(
+            "The counts of each category this event changed, right after it (empty when it changed none): a tab's "
+            "badges follow the events without a refetch."
+        )
+    )
 
     @classmethod
     def from_event(cls, event: records.FeedEvent, epoch: str) -> NotificationEvent:
@@ -154,6 +171,7 @@ class NotificationEvent:
             count=event.count,
             unseen_count=event.unseen_count,
             category=event.category,
+            category_counts=[CategoryCount.from_record(counts) for counts in event.category_counts],
         )
 
 
@@ -218,10 +236,3 @@ class ArchiveAllResult:
     cursor: str = strawberry.field(
         description="Feed position after the ALL_ARCHIVED event (or the current position when nothing changed)."
     )
-
-
-@strawberry.type(description="The counts of one category: a tab and its badges.")
-class CategoryCount:
-    category: str = strawberry.field(description="The category.")
-    unread_count: int = strawberry.field(description="Unread notifications in it (archived ones not counted).")
-    unseen_count: int = strawberry.field(description="Unseen notifications in it (archived ones not counted).")

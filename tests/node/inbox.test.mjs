@@ -82,6 +82,12 @@ test("two devices see seen, unread again, archive and categories in order; the c
       phoneEvents.map((e) => [e.kind, e.unreadCount, e.unseenCount, e.category]),
       expected,
     );
+    // Each event brings the badges of the tabs it changed.
+    assert.deepEqual(phoneEvents[2].categoryCounts, [
+      { category: "billing", unreadCount: 1, unseenCount: 0 },
+      { category: "comments", unreadCount: 1, unseenCount: 0 },
+    ]);
+    assert.deepEqual(phoneEvents[5].categoryCounts, [{ category: "comments", unreadCount: 0, unseenCount: 0 }]);
     const after = (await me(operations.Notifications, { first: 20 })).notifications;
     assert.deepEqual(
       after.edges.map((edge) => edge.node.title),

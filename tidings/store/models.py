@@ -133,6 +133,7 @@ class NotificationEvent(SQLModel, table=True):
     up_to_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
     count: int | None = Field(default=None)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    category_counts: list[Any] | None = Field(default=None, sa_type=JSONType)  # [[category, unread, unseen], ...]
 
 
 metadata = SQLModel.metadata

@@ -120,6 +120,7 @@ class FeedEvent:
     notification: NotificationRecord | None = None
     up_to_seq: int | None = None  # ALL_*: notifications created at or before this position were changed
     count: int | None = None  # ALL_*: how many were changed
+    category_counts: tuple[CategoryCounts, ...] = ()  # of each category it changed, right after it, by name
 
     @property
     def category(self) -> str | None:
@@ -137,6 +138,7 @@ class FeedEvent:
                 "notification": self.notification.to_dict() if self.notification else None,
                 "up_to_seq": self.up_to_seq,
                 "count": self.count,
+                "category_counts": category_counts_to_json(self.category_counts),
             }
         )
 
@@ -153,6 +155,7 @@ class FeedEvent:
             notification=NotificationRecord.from_dict(raw["notification"]) if raw["notification"] else None,
             up_to_seq=raw["up_to_seq"],
             count=raw["count"],
+            category_counts=category_counts_from_json(raw.get("category_counts")),
         )
 
 
@@ -172,6 +175,15 @@ class CategoryCounts:
     category: str
     unread_count: int
     unseen_count: int
+
+
+def category_counts_to_json(counts: tuple[CategoryCounts, ...]) -> list[list[Any]] | None:
+    """As the event log keeps them: arrays, whose order (unlike an object's keys) jsonb keeps too."""
+    return [[c.category, c.unread_count, c.unseen_count] for c in counts] if counts else None
+
+
+def category_counts_from_json(raw: list[list[Any]] | None) -> tuple[CategoryCounts, ...]:
+    return tuple(CategoryCounts(category, unread, unseen) for category, unread, unseen in raw or ())
 
 
 @dataclass(frozen=True, slots=True)

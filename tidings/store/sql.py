@@ -53,6 +53,8 @@ from tidings.store.records import (
     NotificationPage,
     NotificationRecord,
     NotificationType,
+    category_counts_from_json,
+    category_counts_to_json,
 )
 
 T = TypeVar("T")
@@ -77,19 +79,23 @@ WITH feed AS (
     SELECT $1, $9::text, 1, 1 FROM feed WHERE $9::text IS NOT NULL
     ON CONFLICT (user_id, category) DO UPDATE
     SET unread_count = c.unread_count + 1, unseen_count = c.unseen_count + 1
+    RETURNING category, unread_count, unseen_count
 )
 INSERT INTO notification_events
-    (user_id, seq, kind, notification_id, snapshot, unread_count, unseen_count, created_at)
+    (user_id, seq, kind, notification_id, snapshot, unread_count, unseen_count, created_at, category_counts)
 SELECT $1, feed.last_seq, 'CREATED', $2, jsonb_set($8::jsonb, '{seq}', to_jsonb(feed.last_seq)),
-    feed.unread_count, feed.unseen_count, $7
-FROM feed
-RETURNING seq, unread_count, unseen_count, snapshot
+    feed.unread_count, feed.unseen_count, $7,
+    CASE WHEN category.category IS NULL THEN NULL
+    ELSE jsonb_build_array(jsonb_build_array(category.category, category.unread_count, category.unseen_count)) END
+FROM feed LEFT JOIN category ON true
+RETURNING seq, unread_count, unseen_count, snapshot, category_counts
 """
 # The reads a subscription makes, on PostgreSQL, as single statements on asyncpg (one round trip each).
 _POSITION = "SELECT last_seq, unread_count, unseen_count FROM user_feeds WHERE user_id = $1"
 _POSITIONS = "SELECT user_id, last_seq FROM user_feeds WHERE user_id = ANY($1::text[])"
 _EVENTS_AFTER = (
-    "SELECT user_id, seq, kind, snapshot, unread_count, unseen_count, up_to_seq, count FROM notification_events "
+    "SELECT user_id, seq, kind, snapshot, unread_count, unseen_count, up_to_seq, count, category_counts "
+    "FROM notification_events "
     "WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
 )
 
@@ -288,8 +294,12 @@ class SqlStore:
         """Take the next position of a locked feed, move its counts by `change`, and log the event there.
 
         An event of one notification moves that notification's category by the whole change; an event of many
-        says how the change splits among categories (`by_category`).
+        says how the change splits among categories (`by_category`). The event carries the counts of each category
+        it moved, as they are after it.
         """
+        if by_category is None:
+            category = notification.category if notification is not None else None
+            by_category = {category: change} if category is not None else {}
         event = FeedEvent(
             user_id=user_id,
             seq=position.seq + 1,
@@ -299,16 +309,13 @@ class SqlStore:
             notification=notification,
             up_to_seq=up_to_seq,
             count=count,
+            category_counts=await self._count_categories(conn, user_id, by_category),
         )
         await conn.execute(
             feeds.update()
             .where(feeds.c.user_id == user_id)
             .values(last_seq=event.seq, unread_count=event.unread_count, unseen_count=event.unseen_count)
         )
-        if by_category is None:
-            category = notification.category if notification is not None else None
-            by_category = {category: change} if category is not None else {}
-        await self._count_categories(conn, user_id, by_category)
         inserted = await conn.execute(
             events.insert()
             .returning(events.c.snapshot)
@@ -323,6 +330,7 @@ class SqlStore:
                 up_to_seq=up_to_seq,
                 count=count,
                 created_at=_now(),
+                category_counts=category_counts_to_json(event.category_counts),
             )
         )
         stored = inserted.scalar_one()
@@ -331,25 +339,31 @@ class SqlStore:
             event = dataclasses.replace(event, notification=NotificationRecord.from_dict(stored))
         return event
 
-    async def _count_categories(self, conn: AsyncConnection, user_id: str, by_category: Mapping[str, Counts]) -> None:
-        """Move the kept counts of each category by its change (a category's row is made by its first notification)."""
+    async def _count_categories(
+        self, conn: AsyncConnection, user_id: str, by_category: Mapping[str, Counts]
+    ) -> tuple[CategoryCounts, ...]:
+        """Move the kept counts of each category by its change (a category's row is made by its first notification);
+        returns the moved categories' counts afterwards, by name."""
         moved = [
             {"user_id": user_id, "category": category, "unread_count": change.unread, "unseen_count": change.unseen}
             for category, change in sorted(by_category.items())
             if change
         ]
         if not moved:
-            return
+            return ()
         insert = pg_insert(category_counts) if self._is_postgres else sqlite_insert(category_counts)
-        await conn.execute(
-            insert.values(moved).on_conflict_do_update(
+        rows = await conn.execute(
+            insert.values(moved)
+            .on_conflict_do_update(
                 index_elements=[category_counts.c.user_id, category_counts.c.category],
                 set_={
                     "unread_count": category_counts.c.unread_count + insert.excluded.unread_count,
                     "unseen_count": category_counts.c.unseen_count + insert.excluded.unseen_count,
                 },
             )
+            .returning(category_counts.c.category, category_counts.c.unread_count, category_counts.c.unseen_count)
         )
+        return tuple(sorted((CategoryCounts(*row) for row in rows), key=lambda counts: counts.category))
 
     # -- writes -------------------------------------------------------------------------------------------------
 
@@ -437,7 +451,13 @@ class SqlStore:
         # building the live event from the same snapshot makes live and replayed events the same bytes.
         record = NotificationRecord.from_dict(row["snapshot"])
         event = FeedEvent(
-            user_id, row["seq"], EventKind.CREATED, row["unread_count"], row["unseen_count"], notification=record
+            user_id,
+            row["seq"],
+            EventKind.CREATED,
+            row["unread_count"],
+            row["unseen_count"],
+            notification=record,
+            category_counts=category_counts_from_json(row["category_counts"]),
         )
         return record, event
 
@@ -768,4 +788,5 @@ def _event(values: Any, *, snapshot: dict[str, Any] | None) -> FeedEvent:
         notification=NotificationRecord.from_dict(snapshot) if snapshot else None,
         up_to_seq=values["up_to_seq"],
         count=values["count"],
+        category_counts=category_counts_from_json(values["category_counts"]),
     )

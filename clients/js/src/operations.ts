@@ -43,6 +43,11 @@ subscription NotificationEvents($after: String) {
     unreadCount
     unseenCount
     category
+    categoryCounts {
+      category
+      unreadCount
+      unseenCount
+    }
     upToSequence
     count
     notification {

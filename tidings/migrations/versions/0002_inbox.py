@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 from tidings.store.models import UTCDateTime
 
@@ -22,6 +23,7 @@ branch_labels = None
 depends_on = None
 
 MAX_CATEGORY = 64  # tidings.store.models.MAX_CATEGORY when this revision was written
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 IN_INBOX = "deleted_at IS NULL AND archived_at IS NULL"
 
 
@@ -35,6 +37,7 @@ def upgrade() -> None:
     op.execute("UPDATE user_feeds SET unseen_count = unread_count")
     op.add_column("notification_events", sa.Column("unseen_count", sa.Integer, nullable=False, server_default="0"))
     op.execute("UPDATE notification_events SET unseen_count = unread_count")
+    op.add_column("notification_events", sa.Column("category_counts", JSONType))
     op.create_table(
         "category_counts",
         sa.Column("user_id", sa.String(200), primary_key=True),
@@ -65,6 +68,7 @@ def downgrade() -> None:
     op.drop_index("ix_notifications_user_unseen", "notifications")
     op.drop_table("category_counts")
     with op.batch_alter_table("notification_events") as batch:
+        batch.drop_column("category_counts")
         batch.drop_column("unseen_count")
     with op.batch_alter_table("user_feeds") as batch:
         batch.drop_column("unseen_count")
