@@ -31,6 +31,7 @@ from tidings.schema import (
     NotificationFilter,
 )
 from tidings.store import (
+    MAX_CATEGORY,
     FeedEvent,
     IdempotencyConflict,
     MarkAllResult,
@@ -40,7 +41,6 @@ from tidings.store import (
     SqlStore,
     database_unavailable,
 )
-from tidings.store.models import MAX_CATEGORY
 
 logger = logging.getLogger("tidings")
 

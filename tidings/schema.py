@@ -25,9 +25,9 @@ strawberry.enum(
     name="NotificationEventKind",
     description=(
         "What happened. CREATED, READ, UNREAD, ARCHIVED, UNARCHIVED and DELETED carry the notification as it is "
-        "afterwards; ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification up to `upToSequence` that was "
-        "unread, unseen, or read and in the inbox, respectively (`count` of them); RESYNC means events were missed "
-        "beyond recovery: refetch, then continue from its cursor."
+        "after the event (DELETED: as it was last); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
+        "up to `upToSequence` that was unread, unseen, or read and in the inbox, respectively (`count` of them); "
+        "RESYNC means events were missed beyond recovery: refetch, then continue from its cursor."
     ),
 )
 

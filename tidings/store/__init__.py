@@ -4,6 +4,7 @@ import asyncpg.exceptions
 import sqlalchemy.exc
 
 from tidings.store.engine import create_engine
+from tidings.store.models import MAX_CATEGORY
 from tidings.store.records import (
     CategoryCounts,
     Counts,
@@ -45,6 +46,7 @@ def database_unavailable(error: BaseException) -> bool:
 
 
 __all__ = [
+    "MAX_CATEGORY",
     "CategoryCounts",
     "Counts",
     "EventKind",

@@ -190,7 +190,7 @@ def _record(row: Any) -> NotificationRecord:
 def _request_hash(
     type_: NotificationType, title: str, message: str, data: dict[str, Any] | None, category: str | None
 ) -> str:
-    # Without a category, the hash of before categories: a retry across the upgrade still matches its key.
+    # Without a category, the hash is the one from before categories existed: a retry across the upgrade still matches.
     payload: list[Any] = (
         [type_.value, title, message, data] if category is None else [type_.value, title, message, data, category]
     )
@@ -602,14 +602,14 @@ class SqlStore:
             count = (await conn.execute(notifications.update().where(which).values(**bulk.values(_now())))).rowcount
             if count == 0:
                 return MarkAllResult(count=0, position=position, event=None)
-            by_category = {row[0]: bulk.effect(Counts(row[1], row[2])) for row in before if row[0] is not None}
-            total = sum((bulk.effect(Counts(row[1], row[2])) for row in before), Counts())
+            moved = {category: bulk.effect(Counts(unread, unseen)) for category, unread, unseen in before}
+            by_category = {category: change for category, change in moved.items() if category is not None}
             event = await self._append(
                 conn,
                 position,
                 user_id=user_id,
                 kind=bulk.kind,
-                change=total,
+                change=sum(moved.values(), Counts()),
                 notification=None,
                 by_category=by_category,
                 up_to_seq=limit,
