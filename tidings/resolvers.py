@@ -241,7 +241,7 @@ class Query:
         )
         return NotificationConnection.from_page(page, services.store.epoch)
 
-    @strawberry.field(description="The user's unread notifications, newest first.")
+    @strawberry.field(description="The user's unread notifications in the inbox (not archived ones), newest first.")
     async def unread_notifications(
         self, info: Info[Context, None], first: int = 50, user_id: strawberry.ID | None = None
     ) -> list[Notification]:
@@ -324,7 +324,9 @@ class Mutation:
     async def create_notification(self, info: Info[Context, None], input: CreateNotificationInput) -> Notification:
         return Notification.from_record(await create_notification(info, input))
 
-    @strawberry.mutation(description="Mark one notification read. Already read: returned unchanged, no event.")
+    @strawberry.mutation(
+        description="Mark one notification read (and seen). Already read: returned unchanged, no event."
+    )
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
         store = info.context.services.store
         return Notification.from_record(await _change_one(info.context, id, store.mark_read))
@@ -341,9 +343,9 @@ class Mutation:
 
     @strawberry.mutation(
         description=(
-            "Mark the user's unread notifications read in one ALL_READ event. With `upTo` (a feed cursor, such as "
-            "`feedCursor` of the list the user saw) only those created at or before it, so one that arrived "
-            "later is not silently marked read."
+            "Mark the user's unread notifications read (and seen) in one ALL_READ event. With `upTo` (a feed "
+            "cursor, such as `feedCursor` of the list the user saw) only those created at or before it, so one that "
+            "arrived later is not silently marked read."
         )
     )
     async def mark_all_notifications_read(
