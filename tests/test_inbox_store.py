@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -167,6 +168,23 @@ async def test_replayed_inbox_events_are_the_live_ones_byte_for_byte(store: SqlS
         EventKind.UNARCHIVED, EventKind.READ, EventKind.ALL_ARCHIVED,
     ]  # fmt: skip
     assert [event.category for event in replayed] == ["comments", None, *["comments"] * 5, None]
+
+
+async def test_concurrent_changes_keep_the_counts_equal_to_a_recount(store: SqlStore, user: str) -> None:
+    """Creates (PostgreSQL's one-statement path among them), reads, unreads, archives and bulk actions at once."""
+    made = [(await _create(store, user, f"n{index}", category=f"c{index % 3}"))[0] for index in range(9)]
+    actions = [store.mark_read, store.mark_unread, store.archive, store.unarchive]
+    changes = [
+        actions[index % len(actions)](notification_id=made[(index * 5) % len(made)].id, owner=user)
+        for index in range(24)
+    ]
+    bulk = [store.mark_all_seen(user_id=user, up_to_seq=None), store.archive_all_read(user_id=user, up_to_seq=None)]
+    creates = [_create(store, user, f"late{index}", category=f"c{index % 2}") for index in range(6)]
+    await asyncio.gather(*changes, *bulk, *creates, store.mark_all_read(user_id=user, up_to_seq=12))
+    total = await assert_counts_are_the_recount(store, user)
+    replayed = await store.events_after(user, 0, limit=100)
+    assert [event.seq for event in replayed] == list(range(1, len(replayed) + 1))
+    assert (replayed[-1].unread_count, replayed[-1].unseen_count) == (total.unread, total.unseen)
 
 
 async def test_idempotency_keys_tell_categories_apart(store: SqlStore, user: str) -> None:
