@@ -49,12 +49,14 @@ bench: $(VENV)/.installed-bench bench/loadgen/node_modules/.package-lock.json
 %/node_modules/.package-lock.json: %/package-lock.json
 	cd $* && npm ci --no-audit --no-fund --loglevel=error
 
-# @tidings/client (clients/js): TypeScript to ESM and declarations in dist/.
-$(JS_CLIENT): clients/js/node_modules/.package-lock.json clients/js/tsconfig.json $(wildcard clients/js/src/*.ts)
+# @tidings/client (clients/js): its operations and their types generated from graphql/ into src/generated/, then
+# TypeScript to ESM and declarations in dist/.
+$(JS_CLIENT): clients/js/node_modules/.package-lock.json clients/js/package.json clients/js/tsconfig.json \
+		clients/js/scripts/codegen.mjs $(wildcard clients/js/src/*.ts) graphql/schema.graphql $(wildcard graphql/operations/*)
 	cd clients/js && npm run --silent build
 
 # The dashboard (/) and GraphiQL (/graphql) with Vite into web/dist; rebuilt only when a source changed.
-$(WEB_BUILD): web/node_modules/.package-lock.json $(WEB_SOURCES)
+$(WEB_BUILD): web/node_modules/.package-lock.json $(WEB_SOURCES) $(JS_CLIENT)  # the client's src/generated/ too
 	cd web && npm run --silent build
 	touch $@
 

@@ -6,8 +6,10 @@ import asyncio
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +24,10 @@ from tests._services import in_ci
 NODE_DIR = Path(__file__).parent / "node"
 MARK = "@@tidings "
 MIN_NODE = (20, 19)
+# A top-level line of the runner's TAP report: `ok 2 - name # SKIP reason` (a describe() counts as one test).
+TAP_RESULT = re.compile(r"^(?P<failed>not )?ok \d+ - (?P<name>.*?)(?: # (?P<directive>SKIP|TODO)\b ?(?P<reason>.*))?$")
+# Node 20 reports the tests --test-name-pattern leaves out as skipped with this reason; later versions omit them.
+NOT_SELECTED = "test name does not match pattern"
 
 
 def require_node() -> str:
@@ -68,8 +74,14 @@ class NodeScript:
         self.timeout = timeout
         self.output: list[str] = []
         self._pauses: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        # The exit code alone proves little: Node's runner exits 0 when the pattern matches nothing. Its TAP report
+        # says which tests ran.
+        self._reports = tempfile.TemporaryDirectory(prefix="tidings-node-")
+        self._tap = Path(self._reports.name) / "report.tap"
+        reporters = ("--test-reporter=spec", "--test-reporter-destination=stdout")
+        reporters += ("--test-reporter=tap", f"--test-reporter-destination={self._tap}")
         self.process = subprocess.Popen(
-            [require_node(), "--test-reporter=spec", *args, script],
+            [require_node(), *reporters, *args, script],
             cwd=NODE_DIR,
             env={**os.environ, "NO_COLOR": "1", **env},
             stdin=subprocess.PIPE,
@@ -109,8 +121,12 @@ class NodeScript:
         self.process.stdin.write(json.dumps({"resume": name, **reply}) + "\n")
         self.process.stdin.flush()
 
-    def finish(self) -> str:
-        """Wait for the script to end; its tests must all have passed."""
+    def finish(self, *, tests: int | None = None) -> str:
+        """Wait for the script to end: its tests must all have run (`tests` of them, when given) and passed.
+
+        A test that does not run cannot fail: at least one must have run, and none may be skipped or left to do
+        (but those a --test-name-pattern leaves out).
+        """
         try:
             returncode = self.process.wait(timeout=self.timeout)
         except subprocess.TimeoutExpired:
@@ -119,6 +135,19 @@ class NodeScript:
             raise AssertionError(f"{self.script} did not finish in {self.timeout}s:\n{self.log()}") from None
         self._reader.join(timeout=5)
         assert returncode == 0, f"{self.script} failed ({returncode}):\n{self.log()}"
+        ran: list[str] = []
+        skipped: list[str] = []
+        for line in self._tap.read_text().splitlines() if self._tap.exists() else ():
+            if (result := TAP_RESULT.match(line)) is None:
+                continue
+            assert not result["failed"], f"{self.script}: {line}\n{self.log()}"
+            if result["directive"] is None:
+                ran.append(result["name"])
+            elif result["reason"] != NOT_SELECTED:
+                skipped.append(line)
+        assert not skipped, f"{self.script} skipped tests: {skipped}\n{self.log()}"
+        assert ran, f"{self.script} ran no test:\n{self.log()}"
+        assert tests is None or len(ran) == tests, f"{self.script} ran {ran}, not {tests} tests:\n{self.log()}"
         return self.log()
 
     def __enter__(self) -> NodeScript:
@@ -132,6 +161,7 @@ class NodeScript:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+        self._reports.cleanup()
 
 
 def create_while_away(server: ServerProcess, user: str, titles: list[str]) -> None:

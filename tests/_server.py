@@ -103,13 +103,22 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def printed_dashboard_link(self) -> str:
-        """The dashboard link `tidings serve` printed at its latest start, as a user would copy it."""
-        links = re.findall(r"dashboard at (\S+)", self.log())
-        assert links, f"tidings serve printed no dashboard link:\n{self.log()}"
-        return links[-1]
+    def printed_dashboard_link(self, timeout: float = 10.0) -> str:
+        """The dashboard link `tidings serve` printed at its latest start, as a user would copy it.
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+        It is printed once the server answers, which may be just after it first answered us.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            latest = self.log().rsplit("Started server process", 1)[-1]  # this start's part of the log
+            links = re.findall(r"dashboard at (\S+)", latest)
+            if links:
+                return links[-1]
+            assert time.monotonic() < deadline, f"tidings serve printed no dashboard link:\n{self.log()}"
+            time.sleep(0.05)
+
+    def start(self, timeout: float = 30.0, *, ready: str = "/readyz") -> ServerProcess:
+        """Start, and return once `ready` answers 200 (`/healthz` for a server that starts without its broker)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -125,7 +134,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tidings serve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{ready}", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -23,25 +23,58 @@ async def _close_code(client: WSClient) -> tuple[int | None, str | None]:
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
-async def test_http_without_a_valid_token_is_unauthenticated(server: ServerProcess) -> None:
-    expired = jwt.encode({"sub": "u", "exp": 1}, TEST_SECRET, algorithm="HS256")
-    forged = jwt.encode(
-        {"sub": "u", "exp": 4_000_000_000}, "not-the-secret-but-just-as-long-as-it-0123456789", algorithm="HS256"
-    )
-    unsigned = jwt.encode({"sub": "u", "exp": 4_000_000_000}, None, algorithm="none")
-    for bearer in (None, "garbage", expired, forged, unsigned):
-        body = await gql(server.graphql_url, "{ unreadCount }", bearer=bearer)
-        assert error_codes(body) == ["UNAUTHENTICATED"], (bearer, body)
+EXPIRED = jwt.encode({"sub": "u", "exp": 1}, TEST_SECRET, algorithm="HS256")
+FORGED = jwt.encode(
+    {"sub": "u", "exp": 4_000_000_000}, "not-the-secret-but-just-as-long-as-it-0123456789", algorithm="HS256"
+)
+UNSIGNED = jwt.encode({"sub": "u", "exp": 4_000_000_000}, None, algorithm="none")
 
 
 @pytest.mark.parametrize(
-    "payload",
-    [{}, {"authorization": "Bearer nope"}, {"authorization": jwt.encode({"sub": "u", "exp": 1}, TEST_SECRET)}],
+    ("bearer", "message", "logged"),
+    [
+        (None, "A valid bearer token is required", None),
+        ("garbage", "A valid bearer token is required", "malformed"),
+        (EXPIRED, "The bearer token has expired", "expired"),
+        (FORGED, "A valid bearer token is required", "bad signature"),
+        (UNSIGNED, "A valid bearer token is required", "algorithm not allowed"),
+    ],
 )
-async def test_websocket_without_a_valid_token_is_closed_4403(server: ServerProcess, payload: dict) -> None:  # type: ignore[type-arg]
+async def test_http_without_a_valid_token_is_unauthenticated_and_says_only_expired(
+    server: ServerProcess, bearer: str | None, message: str, logged: str | None
+) -> None:
+    body = await gql(server.graphql_url, "{ unreadCount }", bearer=bearer)
+    assert error_codes(body) == ["UNAUTHENTICATED"], (bearer, body)
+    assert body["errors"][0]["message"] == message
+    log = server.log()  # written before the answer
+    if logged is not None:
+        assert f"INFO tidings: auth: refused the token of an HTTP request: {logged}\n" in log
+        assert bearer is not None and bearer not in log, "the token itself is never logged"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "logged"),
+    [
+        ({}, "Forbidden", "no token"),
+        ({"authorization": "Bearer nope"}, "Forbidden", "malformed"),
+        ({"authorization": f"Bearer {FORGED}"}, "Forbidden", "bad signature"),
+        ({"authorization": EXPIRED}, "Token expired", "expired"),
+    ],
+)
+async def test_websocket_without_a_valid_token_is_closed_4403_naming_only_expiry(
+    server: ServerProcess,
+    payload: dict,  # type: ignore[type-arg]
+    reason: str,
+    logged: str,
+) -> None:
     client = await WSClient.open(server.ws_url)
-    await client.send({"type": "connection_init", "payload": payload})
-    assert await _close_code(client) == (4403, "Forbidden")
+    try:
+        await client.send({"type": "connection_init", "payload": payload})
+        assert await _close_code(client) == (4403, reason)
+    finally:
+        await client.close()
+    assert f"INFO tidings: auth: refused the token of a WebSocket's connection_init: {logged}\n" in server.log()
+    assert FORGED not in server.log() and EXPIRED not in server.log()
 
 
 async def test_websocket_token_key_is_case_insensitive_and_prefix_optional(server: ServerProcess, user: str) -> None:

@@ -303,7 +303,13 @@ async def test_http_answers_are_the_same_bytes_on_both_paths(
         (mark, {"id": "00000000-0000-4000-8000-000000000000"}, token(user), None),  # NOT_FOUND
         (operations["UnreadCount"], {}, token(user), None),
     ]  # fmt: skip
-    accepts = [None, "application/json", "*/*", "application/graphql-response+json, application/json;q=0.9"]
+    accepts = [
+        None,
+        "application/json",
+        "*/*",
+        "application/graphql-response+json, application/json;q=0.9",
+        "application/graphql-response+json",
+    ]
     answers: list[list[tuple[int, str | None, bytes]]] = [[], []]
     for index, server in enumerate((projected, standard)):
         for case_number, (query, variables, bearer, operation_name) in enumerate(cases):
@@ -318,8 +324,20 @@ async def test_http_answers_are_the_same_bytes_on_both_paths(
                 headers["accept"] = accept
             for _ in range(2):
                 answers[index].append(await _post(server, orjson.dumps(payload), headers))
-        for body in (b"{not json", b"[]", b'{"query": 5}'):  # not GraphQL requests: both paths refuse alike
-            answers[index].append(await _post(server, body, {"content-type": "application/json"}))
+        for body in (b"{not json", b"[]", b'{"query": 5}', b""):  # not GraphQL requests: both paths refuse alike
+            for accept in accepts[1:]:
+                answers[index].append(await _post(server, body, {"content-type": "application/json", "accept": accept}))
+        for headers in ({"content-type": "text/plain"}, {"content-type": "application/json", "accept": "text/html"}):
+            answers[index].append(await _post(server, b'{"query": "{ __typename }"}', headers))
+        async with httpx.AsyncClient(timeout=WAIT) as client:
+            for params, accept in [
+                ({"query": operations["UnreadCount"]}, accepts[3]),
+                ({"query": "mutation { __typename }"}, accepts[3]),
+                ({"query": "{"}, accepts[4]),
+                ({"query": "{ unreadCount }", "variables": "{"}, accepts[1]),
+            ]:
+                got = await client.get(server.graphql_url, params=params, headers={"accept": accept})
+                answers[index].append((got.status_code, got.headers.get("content-type"), got.content))
     assert answers[0] == answers[1]
     assert await _lane_answers(projected) > 0
     assert await _lane_answers(standard) == 0

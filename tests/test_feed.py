@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
@@ -124,5 +125,67 @@ async def test_periodic_sync_delivers_a_lost_last_message(store: SqlStore, user:
             assert await asyncio.wait_for(waiting, WAIT) == lost
             assert await hub.sync_once() == 0
         assert hub.users() == []
+    finally:
+        await broadcast.disconnect()
+
+
+class _GatedStore:
+    """The store, with every read of the event log held until the test opens the gate; counts reads in flight."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.gate = asyncio.Event()
+        self.reading: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def events_after(self, user_id: str, after_seq: int, *, limit: int) -> list[FeedEvent]:
+        self.reading[user_id] = self.reading.get(user_id, 0) + 1
+        self.most[user_id] = max(self.most.get(user_id, 0), self.reading[user_id])
+        try:
+            await self.gate.wait()
+            return await self._store.events_after(user_id, after_seq, limit=limit)
+        finally:
+            self.reading[user_id] -= 1
+
+
+async def test_one_users_many_replays_do_not_queue_everyone_elses(store: SqlStore, user: str) -> None:
+    """Twenty replays of one user take at most their own two slots of four: another user's replay still runs."""
+    hog, other = user + "-hog", user + "-other"
+    hog_start = await _create(store, None, hog, "start")
+    for i in range(3):
+        await _create(store, None, hog, f"backlog {i}")
+    other_start = await _create(store, None, other, "start")
+    missed = await _create(store, None, other, "missed")
+    broadcast = await _memory_broadcast()
+    gated = _GatedStore(store)
+    hub = FeedHub(gated, broadcast, batch_size=10, replay_concurrency=4, replay_concurrency_per_user=2)  # type: ignore[arg-type]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            hog_streams = [
+                await stack.enter_async_context(
+                    aclosing(hub.follower(hog).follow(FeedCursor(store.epoch, hog_start.seq)))
+                )
+                for _ in range(20)
+            ]
+            hog_reads = [asyncio.ensure_future(anext(stream)) for stream in hog_streams]
+            async with asyncio.timeout(WAIT):
+                while gated.reading.get(hog, 0) < 2:
+                    await asyncio.sleep(0.01)
+            other_stream = await stack.enter_async_context(
+                aclosing(hub.follower(other).follow(FeedCursor(store.epoch, other_start.seq)))
+            )
+            other_read = asyncio.ensure_future(anext(other_stream))
+            async with asyncio.timeout(WAIT):
+                while gated.reading.get(other, 0) < 1:  # it got a process slot while the hog's twenty wait
+                    await asyncio.sleep(0.01)
+            assert gated.reading[hog] == 2
+            gated.gate.set()
+            assert await asyncio.wait_for(other_read, WAIT) == missed
+            for read in hog_reads:
+                assert (await asyncio.wait_for(read, WAIT)).seq == hog_start.seq + 1
+            assert gated.most[hog] == 2  # never more than the user's bound, across all twenty
     finally:
         await broadcast.disconnect()

@@ -1,4 +1,4 @@
-"""Real npm clients (graphql-ws, urql, Apollo Client) against a real tidings server, run with Node from tests/node/."""
+"""Real npm clients (graphql-ws, urql, Apollo Client) and graphql-http's audit against real servers, run with Node."""
 
 from __future__ import annotations
 
@@ -55,22 +55,52 @@ def test_apollo_two_devices_read_updates_the_other_normalized_cache(
         script.finish()
 
 
-def test_tidings_client_loses_nothing_across_a_restart_and_resyncs_a_foreign_cursor(
-    restartable_server: ServerProcess, embedded_server: ServerProcess, user: str
+STRICT_ENV = {
+    "TIDINGS_MAX_TOKENS": "10",  # the client's subscription is refused with 4400
+    "TIDINGS_MAX_CONNECTIONS_PER_USER": "1",  # a second connection of a user is refused with 4403
+}
+
+
+def test_tidings_client_loses_nothing_across_a_restart_resyncs_a_foreign_cursor_and_stops_on_fatal_closes(
+    restartable_server: ServerProcess, embedded_server: ServerProcess, user: str, tmp_path: Path
 ) -> None:
     foreign = asyncio.run(gql(embedded_server.graphql_url, "{ notifications { feedCursor } }", bearer=token(user)))
+    strict = ServerProcess(tmp_path, STRICT_ENV).start()
     env = {
         **node_env(restartable_server, user),
         "TIDINGS_FOREIGN_CURSOR": foreign["data"]["notifications"]["feedCursor"],
+        "TIDINGS_STRICT_URL": strict.url,
+        "TIDINGS_SECOND_USER_TOKEN": token(f"{user}-2"),
     }
-    with NodeScript("tidings-client.test.mjs", env) as script:
-        script.paused("restart")
-        restartable_server.stop()
-        created = [f"gap {i}" for i in range(1, 5)]
-        create_while_away(restartable_server, user, created)
-        restartable_server.start()
-        script.resume("restart", created=created)
+    try:
+        with NodeScript("tidings-client.test.mjs", env) as script:
+            script.paused("restart")
+            restartable_server.stop()
+            created = [f"gap {i}" for i in range(1, 5)]
+            create_while_away(restartable_server, user, created)
+            restartable_server.start()
+            script.resume("restart", created=created)
+            script.finish()
+    finally:
+        strict.stop()
+
+
+def test_graphql_http_audit_passes_without_an_error_or_warning(server: ServerProcess, user: str) -> None:
+    """graphql-http's `auditServer` (the GraphQL over HTTP specification's reference audit) on both backends."""
+    with NodeScript("graphql-http-audit.test.mjs", node_env(server, user)) as script:
         script.finish()
+
+
+def test_graphql_http_audit_passes_through_the_router_too(tmp_path: Path, user: str) -> None:
+    """With TIDINGS_HTTP_FAST_PATH=false every POST takes FastAPI's routing to the GraphQL view: the same answers."""
+    require_node()
+    server = ServerProcess(tmp_path, {"TIDINGS_HTTP_FAST_PATH": "false"}).start()
+    try:
+        with NodeScript("graphql-http-audit.test.mjs", node_env(server, user)) as script:
+            script.finish()
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()
 
 
 SLOW_CONSUMER_ENV = {
@@ -155,15 +185,6 @@ async def slow_consumers(server: ServerProcess, user: str) -> None:
             await asyncio.to_thread(script.finish)
     finally:
         await proxy.close()
-
-
-def test_js_client_sends_the_documented_operations() -> None:
-    """clients/js/src/operations.ts holds graphql/operations/*.graphql verbatim (less their comment lines)."""
-    source = (Path(__file__).parent.parent / "clients" / "js" / "src" / "operations.ts").read_text()
-    operations = Path(__file__).parent.parent / "graphql" / "operations"
-    for name in ("Notifications", "NotificationEvents", "MarkNotificationRead", "MarkAllNotificationsRead"):
-        text = "\n".join(line for line in (operations / f"{name}.graphql").read_text().splitlines() if line[:1] != "#")
-        assert f"export const {name} = /* GraphQL */ `\n{text.strip()}\n`;" in source, name
 
 
 def test_node_scripts_use_the_documented_operations() -> None:

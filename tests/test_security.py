@@ -236,8 +236,12 @@ def test_token_bucket_refills_at_the_rate_with_bursts_of_twice_it() -> None:
 # -- tokens --------------------------------------------------------------------------------------------------------
 
 
+ISSUER, AUDIENCE = "https://id.example", "tidings"
+PROVIDER = {"jwt_issuer": ISSUER, "jwt_audience": AUDIENCE}
+
+
 def _claims(**extra: Any) -> dict[str, Any]:
-    return {"sub": "alice", "exp": datetime.now(UTC) + timedelta(minutes=5), **extra}
+    return {"sub": "alice", "exp": datetime.now(UTC) + timedelta(minutes=5), "iss": ISSUER, "aud": AUDIENCE, **extra}
 
 
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
@@ -253,7 +257,7 @@ def test_asymmetric_tokens_verify_with_a_public_key_or_jwks(tmp_path: Path, algo
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "key-1", "alg": algorithm}]}))
     good = jwt.encode(_claims(role="service"), private, algorithm=algorithm, headers={"kid": "key-1"})
     for source in ({"jwt_public_key_file": tmp_path / "public.pem"}, {"jwt_jwks_file": tmp_path / "jwks.json"}):
-        verifier = TokenVerifier.from_settings(Settings(jwt_algorithm=algorithm, **source))  # type: ignore[arg-type]
+        verifier = TokenVerifier.from_settings(Settings(jwt_algorithm=algorithm, **source, **PROVIDER))  # type: ignore[arg-type]
         identity = verifier.verify(good)
         assert identity.subject == "alice" and identity.is_service
         # HS/RS confusion: a token "signed" with the public key as an HMAC secret is refused.
@@ -267,9 +271,57 @@ def test_asymmetric_tokens_verify_with_a_public_key_or_jwks(tmp_path: Path, algo
         else rsa.generate_private_key(public_exponent=65537, key_size=2048)
     )
     with pytest.raises(InvalidToken):
-        TokenVerifier.from_settings(Settings(jwt_algorithm=algorithm, jwt_jwks_file=tmp_path / "jwks.json")).verify(
-            jwt.encode(_claims(), other, algorithm=algorithm, headers={"kid": "key-2"})
-        )
+        TokenVerifier.from_settings(
+            Settings(jwt_algorithm=algorithm, jwt_jwks_file=tmp_path / "jwks.json", **PROVIDER)  # type: ignore[arg-type]
+        ).verify(jwt.encode(_claims(), other, algorithm=algorithm, headers={"kid": "key-2"}))
+
+
+def _provider(tmp_path: Path, **settings: Any) -> tuple[rsa.RSAPrivateKey, TokenVerifier]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    (tmp_path / "public.pem").write_bytes(pem)
+    config = Settings(jwt_algorithm="RS256", jwt_public_key_file=tmp_path / "public.pem", **{**PROVIDER, **settings})
+    return private, TokenVerifier.from_settings(config)
+
+
+def test_an_identity_providers_keys_need_issuer_and_audience(tmp_path: Path) -> None:
+    (tmp_path / "public.pem").write_text("")
+    for missing in ({"jwt_issuer": ISSUER}, {"jwt_audience": AUDIENCE}, {}):
+        with pytest.raises(ValueError, match="needs TIDINGS_JWT_ISSUER and TIDINGS_JWT_AUDIENCE"):
+            Settings(jwt_algorithm="RS256", jwt_public_key_file=tmp_path / "public.pem", **missing)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"aud": "another-app"}, "wrong audience"),
+        ({"iss": "https://elsewhere.example"}, "wrong issuer"),
+        ({"aud": None}, "the aud claim is missing"),
+        ({"iss": None}, "the iss claim is missing"),
+    ],
+    ids=["for another application", "from another issuer", "without aud", "without iss"],
+)
+def test_a_providers_token_for_another_application_is_refused(
+    tmp_path: Path, claims: dict[str, Any], reason: str
+) -> None:
+    private, verifier = _provider(tmp_path)
+    token = jwt.encode({k: v for k, v in _claims(**claims).items() if v is not None}, private, algorithm="RS256")
+    with pytest.raises(InvalidToken, match=reason):
+        verifier.verify(token)
+    assert verifier.verify(jwt.encode(_claims(), private, algorithm="RS256")).subject == "alice"  # positive control
+
+
+def test_the_service_claim_and_value_are_settings(tmp_path: Path) -> None:
+    private, verifier = _provider(tmp_path, jwt_service_claim="scope", jwt_service_value="tidings:service")
+
+    def role_of(**claims: Any) -> bool:
+        return verifier.verify(jwt.encode(_claims(**claims), private, algorithm="RS256")).is_service
+
+    assert role_of(scope="openid tidings:service profile")
+    assert role_of(scope=["tidings:service"])
+    assert not role_of(role="service")  # the generic claim another application's tokens may carry
+    assert not role_of(scope="openid tidings:services")
+    assert not role_of(scope={"tidings:service": True})
 
 
 def test_leeway_allows_configured_clock_skew() -> None:
@@ -285,6 +337,7 @@ def test_settings_refuse_weak_or_mismatched_keys(tmp_path: Path) -> None:
         Settings(jwt_secret="short")
     with pytest.raises(ValueError, match="needs TIDINGS_JWT_PUBLIC_KEY_FILE"):
         Settings(jwt_algorithm="RS256")
+    (tmp_path / "k.pem").write_text("")  # key files must exist (FilePath)
     with pytest.raises(ValueError, match="needs an RS or ES"):
         Settings(jwt_public_key_file=tmp_path / "k.pem")
 

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from tidings.store import EventKind, FeedEvent, IdempotencyConflict, NotFound, NotificationType, SqlStore
 
@@ -157,3 +158,36 @@ async def test_events_after_pages_in_batches(store: SqlStore, user: str) -> None
         await _create(store, user, f"n{i}")
     assert [e.seq for e in await store.events_after(user, 2, limit=3)] == [3, 4, 5]
     assert [e.seq for e in await store.events_after(user, 5, limit=3)] == [6, 7]
+
+
+async def test_purge_of_a_large_backlog_commits_in_batches(store: SqlStore, user: str) -> None:
+    """Retention deletes in bounded batches, each its own transaction, and removes the whole backlog."""
+    for i in range(7):
+        created = await _create(store, user, f"n{i}")
+    await store.delete(notification_id=created[0].id, owner=user)
+    commits: list[None] = []
+
+    def on_commit(_: object) -> None:
+        commits.append(None)
+
+    sync_engine = store.engine.sync_engine
+    sa_event.listen(sync_engine, "commit", on_commit)
+    try:
+        removed = await store.purge_before(datetime.now(UTC) + timedelta(seconds=1), batch_size=3)
+    finally:
+        sa_event.remove(sync_engine, "commit", on_commit)
+    assert removed == (8, 1)  # seven creates and one delete; one tombstone
+    assert len(commits) == 3 + 1  # events: 3, 3, then 2 (a short batch ends it); tombstones: 1 (short too)
+    assert await store.events_after(user, 0, limit=10) == []
+    assert (await store.feed_position(user)).seq == 8
+
+
+async def test_a_deleted_notifications_key_matches_until_retention_forgets_it(store: SqlStore, user: str) -> None:
+    """The idempotency window the README states: as long as the row or its tombstone is kept, then free again."""
+    original, _ = await _create(store, user, "once", idempotency_key="k-1")
+    await store.delete(notification_id=original.id, owner=user)
+    retried, event = await _create(store, user, "once", idempotency_key="k-1")
+    assert retried.id == original.id and event is None  # still the original: nothing new, nothing delivered
+    await store.purge_before(datetime.now(UTC) + timedelta(seconds=1))
+    after_retention, event = await _create(store, user, "once", idempotency_key="k-1")
+    assert after_retention.id != original.id and event is not None

@@ -47,7 +47,7 @@ async def test_dashboard_at_root_and_hashed_assets_cached_forever(tmp_path: Path
         asset = await http.get("/assets/index-abc123.js")
     assert page.status_code == 200 and page.text == DASHBOARD_HTML
     assert page.headers["cache-control"] == "no-cache"
-    assert asset.status_code == 200
+    assert asset.status_code == 200 and asset.text == "console.log('tidings')"
     assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
@@ -63,17 +63,36 @@ async def test_root_says_how_to_build_the_dashboard_when_it_is_not_built(tmp_pat
 async def test_browsers_get_local_graphiql_while_get_and_post_queries_still_run(tmp_path: Path, built: Path) -> None:
     async with client(settings(tmp_path, web_dir=built)) as http:
         page = await http.get("/graphql", headers={"accept": "text/html,application/xhtml+xml"})
-        get_query = await http.get("/graphql", params={"query": "{ __typename }"}, headers={"accept": "text/html"})
+        get_query = await http.get(
+            "/graphql", params={"query": "{ __typename }"}, headers={"accept": "application/json"}
+        )
         post_query = await http.post("/graphql", json={"query": "{ __typename }"})
     assert page.status_code == 200 and page.text == GRAPHIQL_HTML
     assert get_query.json() == {"data": {"__typename": "Query"}}
     assert post_query.json() == {"data": {"__typename": "Query"}}
 
 
+async def test_a_graphiql_link_opened_in_a_browser_gets_graphiql_and_fetch_gets_the_result(
+    tmp_path: Path, built: Path
+) -> None:
+    """A browser navigating to /graphql?query=... (Sec-Fetch-Dest: document) gets the page, which reads the link."""
+    link = {"query": "query Q { __typename }", "variables": "{}", "operationName": "Q"}
+    navigation = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8", "sec-fetch-dest": "document"}
+    from_a_page = {"accept": "*/*", "sec-fetch-dest": "empty", "sec-fetch-mode": "cors"}  # fetch() of a page
+    async with client(settings(tmp_path, web_dir=built)) as http:
+        opened = await http.get("/graphql", params=link, headers=navigation)
+        fetched = await http.get("/graphql", params=link, headers=from_a_page)
+    assert opened.status_code == 200 and opened.text == GRAPHIQL_HTML
+    assert opened.headers["cache-control"] == "no-cache"
+    assert fetched.json() == {"data": {"__typename": "Query"}}
+
+
 async def test_no_graphiql_at_all_when_it_is_turned_off(tmp_path: Path, built: Path) -> None:
     async with client(settings(tmp_path, web_dir=built, graphiql=False)) as http:
         page = await http.get("/graphql", headers={"accept": "text/html"})
-    assert GRAPHIQL_HTML not in page.text
+        link = await http.get("/graphql", params={"query": "{ __typename }"}, headers={"sec-fetch-dest": "document"})
+    assert (page.status_code, page.text) == (404, "Not Found")  # Strawberry's answer with no IDE
+    assert link.json() == {"data": {"__typename": "Query"}}
     assert strawberry_ide(settings(tmp_path, web_dir=built, graphiql=False)) is None
 
 
@@ -140,7 +159,7 @@ async def test_an_app_built_without_a_sign_in_code_makes_one_and_logs_the_link(
     assert logged is not None, caplog.text
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http:
         response = await http.post("/dashboard/dev-token", json={"user": "alice", "code": logged.group(1)})
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.json()["user"] == "alice"
 
 
 @pytest.mark.parametrize(

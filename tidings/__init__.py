@@ -1,3 +1,5 @@
 """tidings: real-time per-user notifications over GraphQL."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("tidings")  # pyproject.toml's, the one place it is stated

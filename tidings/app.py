@@ -15,33 +15,34 @@ import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import HTTPConnection
-from starlette.types import Receive, Scope, Send
+from starlette.requests import HTTPConnection, Request
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET
 
-from tidings import migrate, web
+from tidings import web
 from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
-from tidings.composition import build_schema
+from tidings.composition import TidingsSchema, build_schema
 from tidings.config import Settings
 from tidings.context import Context, Services
 from tidings.delivery import Projection, projections
 from tidings.documents import CompiledDocuments
 from tidings.feed import FeedHub
-from tidings.http import GraphQLOverHTTP
+from tidings.http import GraphQLHTTP, GraphQLOverHTTP
 from tidings.limits import Admission, BodySizeLimit, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.protocol import ConnectionSlots, TransportWSHandler
+from tidings.startup import StartupError, broadcast_error, database_error, open_database
 from tidings.store import SqlStore, create_engine
 from tidings.wheel import TimerWheel
 
 logger = logging.getLogger("tidings")
 
-GRAPHQL_PATH = "/graphql"
+GRAPHQL_PATH = web.GRAPHQL_PATH  # one path for the API, GraphiQL and the dashboard's links
 # Young collections every 50,000 allocations (each a pause of 10-25 ms with thousands of sockets; 20,000 made them a
 # few ms each but cost about 4 % more CPU per delivery), the older generations rarely.
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -49,13 +50,17 @@ LOOPBACK_ORIGIN = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5
 
 
 class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
-    """Strawberry's router with tidings' graphql-transport-ws handler; authenticates WebSockets at `connection_init`."""
+    """Strawberry's router with tidings' graphql-transport-ws handler; authenticates WebSockets at `connection_init`.
+
+    Over HTTP it serves GraphiQL and hands every GraphQL GET and POST to `tidings.http.GraphQLHTTP`: the answers of
+    the lane in front (TIDINGS_HTTP_FAST_PATH) and of this view are the same code, so the same bytes.
+    """
 
     graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
         self,
-        schema: BaseSchema,
+        schema: TidingsSchema,
         *,
         services: Services,
         max_connections_per_user: int,
@@ -70,6 +75,7 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         self.projections = projections
         self.services = services
         self.keepalive = TimerWheel(services.settings.keepalive_interval)
+        self.http = GraphQLHTTP(schema, plans=False)
 
     def encode_json(self, data: object) -> bytes:
         """orjson for every response and frame, HTTP and WebSocket alike (the fast path encodes the same way)."""
@@ -81,6 +87,23 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
             return True
         return self.loopback_origins and LOOPBACK_ORIGIN.fullmatch(origin) is not None
 
+    async def run(  # type: ignore[override]
+        self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET
+    ) -> Response | WebSocket:
+        """GraphQL over HTTP as `GraphQLHTTP` answers it; WebSockets and the GraphiQL page as Strawberry serves them."""
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        if self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return await super().run(request, context, root_value)
+        accept = _header(request, "accept")
+        if request.method == "GET":
+            answer = await self.http.get(request.query_params, accept, lambda: context)
+        else:
+            body = await request.body()
+            answer = await self.http.post(_header(request, "content-type"), accept, body, lambda: context)
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
+        return Response(answer.body, status_code=answer.status, headers=headers)
+
     async def run_websocket(self, websocket: WebSocket) -> None:
         """Serve one socket as the router's WebSocket route would, without the route (see `TidingsApp`)."""
         await self.run(request=websocket, context=Context(self.services), root_value=None)
@@ -89,8 +112,20 @@ class TidingsGraphQLRouter(GraphQLRouter[Context, None]):
         header = authorization_from_params(context.connection_params)
         try:
             context.identity = context.services.verifier.verify_header(header)
-        except InvalidToken:
-            raise ConnectionRejectionError() from None  # closes with 4403 Forbidden
+        except InvalidToken as refusal:
+            _log_refusal(refusal, "a WebSocket's connection_init")
+            # 4403 either way (clients retry with fresh connectionParams); only an expiry is named.
+            raise ConnectionRejectionError({"reason": "Token expired" if refusal.expired else "Forbidden"}) from None
+
+
+def _log_refusal(refusal: InvalidToken, where: str) -> None:
+    """Say why a token was refused, for whoever runs the server; never the token itself."""
+    logger.info("auth: refused the token of %s: %s", where, refusal.reason)
+
+
+def _header(request: Request, name: str) -> bytes | None:
+    value = request.headers.get(name)
+    return None if value is None else value.encode("latin-1")
 
 
 class TidingsApp(FastAPI):
@@ -102,13 +137,26 @@ class TidingsApp(FastAPI):
     """
 
     graphql_router: TidingsGraphQLRouter | None = None
+    startup_error: StartupError | None = None  # set by the lifespan when start-up failed in a way we can explain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = self.graphql_router
         if router is not None and scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
             await router.run_websocket(WebSocket(scope, receive, send))
             return
+        if scope["type"] == "lifespan":
+            send = self._explaining_startup_failure(send)
         await super().__call__(scope, receive, send)
+
+    def _explaining_startup_failure(self, send: Send) -> Send:
+        """Starlette reports a failed start-up with its traceback, which the server logs: say the one line instead."""
+
+        async def explaining(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.startup_error is not None:
+                message = {"type": "lifespan.startup.failed", "message": str(self.startup_error)}
+            await send(message)
+
+        return explaining
 
 
 def build_services(settings: Settings) -> Services:
@@ -137,6 +185,7 @@ def build_services(settings: Settings) -> Services:
         broadcast,
         batch_size=settings.replay_batch_size,
         replay_concurrency=settings.replay_concurrency,
+        replay_concurrency_per_user=settings.replay_concurrency_per_user,
         metrics=metrics,
     )
     return Services(
@@ -150,6 +199,11 @@ def build_services(settings: Settings) -> Services:
         rate_limiter=RateLimiter(
             user_rate=settings.user_mutations_per_second, service_rate=settings.service_mutations_per_second
         ),
+        subscribe_limiter=RateLimiter(
+            user_rate=settings.user_subscribes_per_second,
+            service_rate=settings.service_subscribes_per_second,
+            what="subscribes",
+        ),
     )
 
 
@@ -159,7 +213,9 @@ async def _purge_expired(services: Services) -> None:
     while True:
         try:
             cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
-            removed_events, removed_tombstones = await services.store.purge_before(cutoff)
+            removed_events, removed_tombstones = await services.store.purge_before(
+                cutoff, batch_size=settings.retention_batch_size
+            )
             if removed_events or removed_tombstones:
                 logger.info(
                     "retention: removed %d events and %d deleted notifications", removed_events, removed_tombstones
@@ -169,6 +225,25 @@ async def _purge_expired(services: Services) -> None:
         await asyncio.sleep(settings.retention_interval)
 
 
+async def _start(services: Services) -> None:
+    """Open the database and the broker; a failure the operator can fix is a one-line `StartupError`."""
+    settings = services.settings
+    try:
+        await open_database(settings, services.store.engine)
+        try:
+            await services.store.start()
+        except Exception as error:
+            raise database_error(settings, error) from None
+        try:
+            # redis:// serves without Redis until it is reachable; what cannot start without its broker raises.
+            await services.broadcast.connect()
+        except Exception as error:
+            raise broadcast_error(settings, error) from None
+    except BaseException:
+        await services.store.close()
+        raise
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build a tidings application. Nothing is shared between apps: tests build several side by side."""
     settings = settings or Settings()
@@ -176,10 +251,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if settings.should_migrate_on_start:
-            await migrate.upgrade(services.store.engine)
-        await services.store.start()
-        await services.broadcast.connect()
+        try:
+            await _start(services)
+        except StartupError as error:
+            app.startup_error = error
+            raise
         # Everything built so far lives as long as the process: keep it out of every future collection, and collect
         # the young generation less often. Full collections over hundreds of thousands of objects are what stalls
         # deliveries to thousands of sockets.
@@ -213,10 +289,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def http_context(authorization: str | None) -> Context:
         context = Context(services)
+        if authorization is None:
+            return context  # resolvers that need a caller answer UNAUTHENTICATED
         try:
             context.identity = services.verifier.verify_header(authorization)
-        except InvalidToken:
-            pass  # resolvers answer UNAUTHENTICATED
+        except InvalidToken as refusal:
+            context.token_refusal = refusal
+            _log_refusal(refusal, "an HTTP request")
         return context
 
     async def context_getter(connection: HTTPConnection) -> Context:

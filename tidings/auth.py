@@ -18,7 +18,6 @@ from tidings.config import Settings
 from tidings.errors import bad_input, forbidden
 
 SECRET_FILE_NAME = "jwt-secret"
-SERVICE_ROLE = "service"
 MAX_SUBJECT_LENGTH = 200
 VERIFIED_TOKENS_KEPT = 4096  # verified tokens remembered per process (a signature check costs more than a request)
 
@@ -57,7 +56,39 @@ class Identity:
 
 
 class InvalidToken(Exception):
-    """The token is missing, malformed, expired or not signed by us."""
+    """The token is missing, malformed, expired or not signed by us: `reason` says which, never quoting the token."""
+
+    def __init__(self, reason: str, *, expired: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.expired = expired
+
+
+# Why PyJWT refused a token, in words of our own: its messages are not ours to promise never quote the token.
+# Subclasses first (InvalidSignatureError is a DecodeError).
+_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.ImmatureSignatureError, "not valid yet"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.MissingRequiredClaimError, "a required claim is missing"),
+    (jwt.InvalidAlgorithmError, "algorithm not allowed"),
+    (jwt.DecodeError, "malformed"),
+)
+
+
+def _refusal(error: jwt.PyJWTError) -> InvalidToken:
+    if isinstance(error, jwt.MissingRequiredClaimError) and error.claim in ("sub", "exp", "iss", "aud"):
+        return InvalidToken(f"the {error.claim} claim is missing")
+    for kind, reason in _REFUSALS:
+        if isinstance(error, kind):
+            return InvalidToken(reason, expired=kind is jwt.ExpiredSignatureError)
+    return InvalidToken(f"invalid ({type(error).__name__})")
+
+
+class NoSigningKey(Exception):
+    """`tidings token` has no key that the server would verify with: the message says what to set."""
 
 
 def check_user_id(user_id: str) -> None:
@@ -65,11 +96,20 @@ def check_user_id(user_id: str) -> None:
         raise bad_input(f"userId must be 1 to {MAX_SUBJECT_LENGTH} characters", argument="userId")
 
 
+def read_secret(data_dir: Path) -> str | None:
+    """The signing secret the server made in `data_dir`, if it made one there."""
+    try:
+        return (data_dir / SECRET_FILE_NAME).read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
 def load_or_create_secret(data_dir: Path) -> str:
-    """The embedded default's signing secret: made once, kept in the data directory with mode 0600."""
+    """The embedded default's signing secret: made once by the server, kept in the data directory with mode 0600."""
     path = data_dir / SECRET_FILE_NAME
-    if path.exists():
-        return path.read_text().strip()
+    secret = read_secret(data_dir)
+    if secret is not None:
+        return secret
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     # O_EXCL: two workers starting at once must agree on one secret.
@@ -94,6 +134,10 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway
+        self._service_claim = settings.jwt_service_claim
+        self._service_value = settings.jwt_service_value
+        required = ["sub", "exp"] + (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
+        self._options: Any = {"require": required, "verify_aud": self._audience is not None}  # jwt's Options
         self._jwks: dict[str, Any] = {}
         self._verified: OrderedDict[str, Identity] = OrderedDict()
         self._verify_key: Any = secret
@@ -108,9 +152,35 @@ class TokenVerifier:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
+        """The server's verifier; the embedded default's secret is made on first use."""
         if not settings.jwt_algorithm.startswith("HS"):
             return cls(settings)
         return cls(settings, settings.jwt_secret or load_or_create_secret(settings.data_dir))
+
+    @classmethod
+    def signer(cls, settings: Settings) -> tuple[TokenVerifier, str]:
+        """For `tidings token`: a verifier that mints with the server's key, and where that key came from.
+
+        Never makes a secret: one made here would sign tokens that the server, with a secret of its own, rejects.
+        """
+        if not settings.jwt_algorithm.startswith("HS"):
+            if settings.jwt_private_key_file is None:
+                raise NoSigningKey(
+                    f"TIDINGS_JWT_ALGORITHM={settings.jwt_algorithm} tokens are signed by your identity provider; "
+                    "to mint one in development, set TIDINGS_JWT_PRIVATE_KEY_FILE"
+                )
+            return cls(settings), f"signed with the private key {settings.jwt_private_key_file.resolve()}"
+        if settings.jwt_secret:
+            return cls(settings, settings.jwt_secret), "signed with TIDINGS_JWT_SECRET"
+        data_dir = settings.data_dir.resolve()
+        secret = read_secret(data_dir)
+        if secret is None:
+            raise NoSigningKey(
+                f"no signing secret: TIDINGS_JWT_SECRET is unset and {data_dir / SECRET_FILE_NAME} does not exist "
+                "(tidings serve makes it at its first start); run this where the server runs, or set "
+                "TIDINGS_DATA_DIR or TIDINGS_JWT_SECRET as the server has them"
+            )
+        return cls(settings, secret), f"signed with the secret of the data dir {data_dir}"
 
     def _key_for(self, token: str) -> Any:
         if not self._jwks:
@@ -120,7 +190,7 @@ class TokenVerifier:
             return next(iter(self._jwks.values())).key
         key = self._jwks.get(kid) if isinstance(kid, str) else None
         if key is None:
-            raise InvalidToken("no key for this token's kid")
+            raise InvalidToken("no key for its kid")
         return key.key
 
     def verify(self, token: str) -> Identity:
@@ -150,19 +220,27 @@ class TokenVerifier:
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
-                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+                options=self._options,
             )
         except jwt.PyJWTError as error:
-            raise InvalidToken(str(error)) from error
+            raise _refusal(error) from error
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
-            raise InvalidToken("sub must be a non-empty string")
-        role = Role.SERVICE if claims.get("role") == SERVICE_ROLE else Role.USER
+            raise InvalidToken("sub is not a non-empty string")
+        role = Role.SERVICE if self._grants_service(claims.get(self._service_claim)) else Role.USER
         try:
             expires_at = datetime.fromtimestamp(claims["exp"], UTC)
         except (OverflowError, ValueError, OSError):
             raise InvalidToken("exp is out of range") from None
         return Identity(subject=subject, role=role, expires_at=expires_at)
+
+    def _grants_service(self, value: object) -> bool:
+        """The service claim's value names the service value: equal, in a list, or in a space-separated scope."""
+        if isinstance(value, str):
+            return value == self._service_value or self._service_value in value.split(" ")
+        if isinstance(value, list):
+            return self._service_value in value
+        return False
 
     def verify_header(self, value: str | None) -> Identity:
         """Accept `Bearer <jwt>` (prefix optional, any case)."""
@@ -175,11 +253,11 @@ class TokenVerifier:
 
     def mint(self, subject: str, *, service: bool = False, ttl: timedelta = timedelta(days=1)) -> str:
         if self._signing_key is None:
-            raise RuntimeError("minting RS/ES tokens needs TIDINGS_JWT_PRIVATE_KEY_FILE")
+            raise NoSigningKey("minting RS/ES tokens needs TIDINGS_JWT_PRIVATE_KEY_FILE")
         now = datetime.now(UTC)
         claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl}
         if service:
-            claims["role"] = SERVICE_ROLE
+            claims[self._service_claim] = self._service_value
         if self._issuer:
             claims["iss"] = self._issuer
         if self._audience:

@@ -11,7 +11,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from tidings.config import Settings
+from tidings.config import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("tidings")
 
@@ -30,32 +30,37 @@ def parse_ttl(text: str) -> timedelta:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from tidings import web
-    from tidings.server import WebSocketProtocol
+    from tidings import startup, web
+    from tidings.server import HttpProtocol, WebSocketProtocol, announce_when_serving, connection_limits
 
     # The app factory reads settings from the environment, in every worker process alike.
     for name in ("host", "port", "workers"):
         value = getattr(args, name)
         if value is not None:
             os.environ[f"TIDINGS_{name.upper()}"] = str(value)
-    settings = Settings()
+    settings = load_settings()
     if web.dev_tokens_enabled(settings) and settings.dev_sign_in_code is None:
         # One code for every worker, new at every start: only whoever reads this terminal opens the dashboard.
         os.environ["TIDINGS_DEV_SIGN_IN_CODE"] = web.new_sign_in_code()
-        settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        settings = load_settings()
+    _configure_logging(settings)
     if settings.workers > 1 and settings.broadcast_url.startswith("memory://"):
         logger.warning(
             "TIDINGS_BROADCAST_URL=memory:// only reaches subscribers in its own process; with %d workers, "
             "set TIDINGS_BROADCAST_URL=redis://... so every worker sees every event",
             settings.workers,
         )
-    if settings.workers > 1 and settings.should_migrate_on_start:
-        asyncio.run(_migrate(settings))  # once, before the workers start
+    # Once, before any worker starts: an unreachable or unmigrated database is one line here, and migrating it is
+    # done by this process alone.
+    asyncio.run(startup.prepare_database(settings))
+    os.environ["TIDINGS_AUTO_MIGRATE"] = "false"  # done: the workers only check the schema
     code = settings.dev_sign_in_code if web.dev_tokens_enabled(settings) else None
     link, url = web.dashboard_link(settings, code), web.local_url(settings)
-    print(f"tidings: dashboard at {link}  GraphiQL at {url}/graphql", file=sys.stderr)
-    print("tidings: mint a token with `.venv/bin/tidings token alice` (add --service for a backend)", file=sys.stderr)
+    announce_when_serving(
+        url,
+        f"tidings: dashboard at {link}  GraphiQL at {url}/graphql\n"
+        "tidings: mint a token with `.venv/bin/tidings token alice` (add --service for a backend)",
+    )
     uvicorn.run(
         "tidings.app:create_app",
         factory=True,
@@ -67,6 +72,10 @@ def _serve(args: argparse.Namespace) -> int:
         # websockets-sansio (its writes wait while the transport's buffer is full), resetting connections that the
         # app is done with but that never drain.
         ws=WebSocketProtocol,
+        # httptools with a deadline for each request, a bound on its head and on open connections (TIDINGS_*).
+        http=HttpProtocol,
+        # uvicorn's own bound (503 for HTTP requests) counts the request's connection: one more than ours.
+        limit_concurrency=connection_limits().max_connections + 1,
         # A larger frame is refused with 1009 before it is buffered.
         ws_max_size=settings.max_request_bytes,
         # permessage-deflate keeps zlib state per socket (tens of KiB) to shrink messages of a few hundred bytes.
@@ -82,24 +91,41 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _migrate(settings: Settings) -> None:
-    from tidings import migrate
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level != "debug":
+        # Alembic announces its plugins and its dialect at INFO on every start; tidings says what a migration did.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from tidings import migrate, startup
     from tidings.store import create_engine
 
-    engine = create_engine(settings.db_url)
-    try:
-        await migrate.upgrade(engine)
-        revision = await migrate.current_revision(engine)
-    finally:
-        await engine.dispose()
-    print(f"tidings: database at revision {revision}", file=sys.stderr)
+    settings = load_settings()
+
+    async def run() -> tuple[str | None, str | None]:
+        engine = create_engine(settings.db_url, timeout=settings.database_timeout)
+        try:
+            return await migrate.upgrade(engine)
+        except Exception as error:
+            raise startup.database_error(settings, error) from None
+        finally:
+            await engine.dispose()
+
+    before, after = asyncio.run(run())
+    where = startup.describe_database(settings)
+    done = "already at" if before == after else f"migrated from {before or 'empty'} to"
+    print(f"tidings: {where} {done} revision {after}", file=sys.stderr)
+    return 0
 
 
 def _token(args: argparse.Namespace) -> int:
     from tidings.auth import TokenVerifier
 
-    verifier = TokenVerifier.from_settings(Settings())
+    verifier, source = TokenVerifier.signer(load_settings())
     print(verifier.mint(args.user, service=args.service, ttl=args.ttl))
+    print(f"tidings: {source}", file=sys.stderr)  # stdout is the token alone: `$(tidings token alice)` works
     return 0
 
 
@@ -108,7 +134,7 @@ def export_schema_sdl() -> str:
 
     from tidings.composition import build_schema
 
-    return print_schema(build_schema(Settings(introspection=True))) + "\n"
+    return print_schema(build_schema(Settings(introspection=True))) + "\n"  # the schema, whatever TIDINGS_* say
 
 
 def _export_schema(args: argparse.Namespace) -> int:
@@ -121,20 +147,47 @@ def _export_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_DESCRIPTION = """\
+Run the tidings server: GraphQL over HTTP and WebSocket (graphql-transport-ws) at /graphql, the dashboard and
+GraphiQL for browsers, /healthz, /readyz and /metrics. With no settings it runs on SQLite in ./.tidings (migrated on
+start) with in-process fan-out; it checks the database before it serves and prints the dashboard link once it does.
+
+Every setting is a TIDINGS_* environment variable (database, broker, tokens, limits, timeouts): see the Settings
+table of README.md. --host, --port and --workers set TIDINGS_HOST, TIDINGS_PORT and TIDINGS_WORKERS."""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from tidings import __version__
+
     parser = argparse.ArgumentParser(prog="tidings", description="Real-time per-user notifications over GraphQL.")
+    parser.add_argument("--version", action="version", version=f"tidings {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the server (migrates the embedded SQLite on start)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the server (migrates the embedded SQLite on start)",
+        description=SERVE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", help="bind address (default 127.0.0.1, or TIDINGS_HOST)")
     serve.add_argument("--port", type=int, help="port (default 8000, or TIDINGS_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1); share events through Redis")
     serve.set_defaults(run=_serve)
 
-    migrate = commands.add_parser("migrate", help="upgrade the database schema (Alembic)")
-    migrate.set_defaults(run=lambda _: asyncio.run(_migrate(Settings())) or 0)
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade the database schema (Alembic)",
+        description="Upgrade TIDINGS_DATABASE_URL (or the SQLite database in TIDINGS_DATA_DIR) to this version's "
+        "schema. Run once per deploy, before the new processes start; concurrent runs are safe.",
+    )
+    migrate.set_defaults(run=_migrate)
 
-    token = commands.add_parser("token", help="print a JWT signed with the configured secret")
+    token = commands.add_parser(
+        "token",
+        help="print a JWT signed with the server's secret",
+        description="Print a token signed with what the server verifies with: TIDINGS_JWT_SECRET, or the secret "
+        "`tidings serve` made in TIDINGS_DATA_DIR (so run it where the server runs). Never makes a secret.",
+    )
     token.add_argument("user", help="the user id (the token's sub)")
     token.add_argument("--service", action="store_true", help="a service token: may create and act for any user")
     token.add_argument("--ttl", type=parse_ttl, default=timedelta(days=1), help="lifetime, e.g. 30m, 12h, 1d (default)")
@@ -147,8 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `tidings` command; a mistake the user can fix is one line on stderr and a non-zero exit, no traceback."""
+    from tidings.auth import NoSigningKey
+    from tidings.startup import StartupError
+
     args = build_parser().parse_args(argv)
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except SettingsError as error:
+        for line in str(error).splitlines():
+            print(f"tidings: {line}", file=sys.stderr)
+        return 2  # like a bad command-line argument
+    except (StartupError, NoSigningKey) as error:
+        print(f"tidings: {error}", file=sys.stderr)
+        return 1
     return result
 
 

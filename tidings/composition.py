@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from tidings.documents import CachedDocuments, DocumentCache, DocumentRules
-from tidings.errors import is_user_error
+from tidings.errors import ErrorCode, client_error, is_user_error
 from tidings.resolvers import Mutation, Query, Subscription
 from tidings.schema import DateTime
 
@@ -31,6 +32,7 @@ def build_schema(settings: Settings) -> TidingsSchema:
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
+        execution_context_class=CoercingExecutionContext,
     )
     rules = DocumentRules.build(
         max_tokens=settings.max_tokens,
@@ -54,6 +56,21 @@ class TidingsSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
+class CoercingExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, with variables that do not coerce answered as BAD_USER_INPUT (not masked, not logged).
+
+    graphql-core coerces the variables while building the executor, for queries, mutations and subscriptions alike;
+    the errors it returns there wrap the scalar's own error, which would otherwise be masked as internal.
+    """
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        built = super().build(*args, **kwargs)
+        if isinstance(built, list):  # the operation was determined before (Strawberry): these are coercion errors
+            return [client_error(error, ErrorCode.BAD_USER_INPUT) for error in built]
+        return built
+
+
 class _MaskInternalErrors(MaskErrors):
     """Hide internal errors (no stack traces or SQL in responses), with a code clients can branch on."""
 
@@ -62,7 +79,7 @@ class _MaskInternalErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        masked.extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value}
         return masked
 
 

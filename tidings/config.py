@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FilePath, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "TIDINGS_"
 
 MIN_SECRET_BYTES = 32
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://", "postgresql+psycopg://")
@@ -27,7 +29,7 @@ def normalize_database_url(url: str) -> str:
 class Settings(BaseSettings):
     """Every knob of a tidings process. Environment variables are the field names upper-cased with `TIDINGS_`."""
 
-    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Path(".tidings")
     database_url: str | None = None
@@ -36,15 +38,22 @@ class Settings(BaseSettings):
 
     jwt_secret: str | None = Field(default=None, repr=False)
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"] = "HS256"
-    jwt_public_key_file: Path | None = None
-    jwt_jwks_file: Path | None = None
-    jwt_private_key_file: Path | None = None  # only for `tidings token` with RS/ES (development)
+    # FilePath: a path to no file is a settings error at start, not a traceback at the first token.
+    jwt_public_key_file: FilePath | None = None
+    jwt_jwks_file: FilePath | None = None
+    jwt_private_key_file: FilePath | None = None  # only for `tidings token` with RS/ES (development)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway: Annotated[float, Field(ge=0)] = 0
+    # The claim that makes a token a service's, and its value: a string equal to it, a list holding it, or a
+    # space-separated scope string holding it. With an identity provider, pick a value only your backends get.
+    jwt_service_claim: Annotated[str, Field(min_length=1, max_length=200)] = "role"
+    jwt_service_value: Annotated[str, Field(min_length=1, max_length=200)] = "service"
 
     user_mutations_per_second: Annotated[float, Field(ge=0)] = 20
     service_mutations_per_second: Annotated[float, Field(ge=0)] = 2000
+    user_subscribes_per_second: Annotated[float, Field(ge=0)] = 50
+    service_subscribes_per_second: Annotated[float, Field(ge=0)] = 1000
     max_query_depth: Annotated[int, Field(ge=1)] = 10
     max_aliases: Annotated[int, Field(ge=0)] = 30
     max_tokens: Annotated[int, Field(ge=10)] = 1000  # GraphiQL's introspection is about 200, our operations under 100
@@ -86,13 +95,21 @@ class Settings(BaseSettings):
     max_result_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     max_connections_per_user: Annotated[int, Field(ge=1)] = 20
     max_request_bytes: Annotated[int, Field(ge=1024)] = 65536
+    # tidings serve's HTTP limits (tidings.server.HttpProtocol): a whole request within request_timeout of the
+    # connection or of the previous response, a head of at most max_header_bytes, at most max_connections sockets
+    # (unset: the file-descriptor limit less what the pools need).
+    request_timeout: Annotated[float, Field(gt=0)] = 10.0
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 32768
+    max_connections: Annotated[int, Field(ge=1)] | None = None
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
     replay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     replay_concurrency: Annotated[int, Field(ge=1)] = 16
+    replay_concurrency_per_user: Annotated[int, Field(ge=1)] = 2
     database_pool_size: Annotated[int, Field(ge=1)] = 10
     database_timeout: Annotated[float, Field(gt=0)] = 5.0
     statement_timeout: Annotated[float, Field(gt=0)] = 10.0
     retention_interval: Annotated[float, Field(gt=0)] = 3600.0
+    retention_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
     sync_interval: Annotated[float, Field(gt=0)] = 2.0
     broker_reconnect_delay: Annotated[float, Field(gt=0)] = 0.1
     broker_reconnect_delay_max: Annotated[float, Field(gt=0)] = 5.0
@@ -133,6 +150,13 @@ class Settings(BaseSettings):
             )
         if not asymmetric and (self.jwt_public_key_file or self.jwt_jwks_file):
             raise ValueError("a public key or JWKS file needs an RS or ES TIDINGS_JWT_ALGORITHM")
+        if asymmetric and not (self.jwt_issuer and self.jwt_audience):
+            # An identity provider signs tokens for every application it serves: without both checks, a token it
+            # issued for another application would be accepted here.
+            raise ValueError(
+                f"TIDINGS_JWT_ALGORITHM={self.jwt_algorithm} with your identity provider's keys needs "
+                "TIDINGS_JWT_ISSUER and TIDINGS_JWT_AUDIENCE (the issuer, and the audience of tokens for tidings)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -146,8 +170,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if self.database_url is None:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
+            self.database_url = self._embedded_database_url()
         return self
+
+    def _embedded_database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
+
+    @property
+    def database_setting(self) -> str:
+        """The setting that chose the database, for messages that tell the operator what to change."""
+        return "TIDINGS_DATA_DIR" if self.db_url == self._embedded_database_url() else "TIDINGS_DATABASE_URL"
 
     @property
     def db_url(self) -> str:
@@ -173,3 +205,24 @@ class Settings(BaseSettings):
     def should_migrate_on_start(self) -> bool:
         """SQLite migrates itself on start; a shared PostgreSQL is migrated by `tidings migrate` unless asked."""
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+class SettingsError(ValueError):
+    """`TIDINGS_*` values that do not validate: one line per bad setting, naming it (never echoing its value)."""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or a `SettingsError` that a person can act on without a traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError("\n".join(_describe(detail) for detail in error.errors(include_url=False))) from None
+
+
+def _describe(detail: Any) -> str:
+    message = str(detail["msg"]).removeprefix("Value error, ")
+    if not detail["loc"]:
+        return message  # a check across settings: its message names them
+    name = ENV_PREFIX + str(detail["loc"][0]).upper()
+    # Values are not echoed: a secret's would end up in a terminal or a log.
+    return message if message.startswith(name) else f"{name}: {message}"

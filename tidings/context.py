@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from strawberry.fastapi import BaseContext
 
-from tidings.auth import Identity, TokenVerifier
+from tidings.auth import Identity, InvalidToken, TokenVerifier
 from tidings.broadcast import Broadcast
 from tidings.config import Settings
 from tidings.errors import unauthenticated
@@ -28,7 +28,11 @@ class Services:
     hub: FeedHub
     metrics: Metrics
     rate_limiter: RateLimiter
+    subscribe_limiter: RateLimiter  # graphql-transport-ws subscribe messages, whatever their operation
     admission: Admission  # writes in flight (TIDINGS_MAX_INFLIGHT_MUTATIONS)
+
+
+EXPIRED_TOKEN_MESSAGE = "The bearer token has expired"
 
 
 def retry_after_header(seconds: float) -> str:
@@ -43,18 +47,18 @@ class Context(BaseContext):
         super().__init__()
         self.services = services
         self.identity = identity
+        self.token_refusal: InvalidToken | None = None  # why the token presented was refused, if one was
         self.retry_after: float | None = None  # set by a refusal that the client should retry: HTTP Retry-After
 
     def retry_later(self, seconds: float) -> None:
         """Ask an HTTP client to retry after `seconds` (Retry-After), as well as the error's `retryAfter` says."""
-        self.retry_after = seconds
-        response = getattr(self, "response", None)  # Strawberry's sub-response on its HTTP view; None elsewhere
-        if response is not None:
-            response.headers["retry-after"] = retry_after_header(seconds)
+        self.retry_after = seconds  # tidings.http sends the header, on either way in
 
     @property
     def caller(self) -> Identity:
-        """The verified caller, or an UNAUTHENTICATED error."""
+        """The verified caller, or an UNAUTHENTICATED error: "expired" when it is, vague about any other refusal."""
         if self.identity is None:
+            if self.token_refusal is not None and self.token_refusal.expired:
+                raise unauthenticated(EXPIRED_TOKEN_MESSAGE)
             raise unauthenticated()
         return self.identity

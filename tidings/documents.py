@@ -8,7 +8,6 @@ invalid documents costs CPU per request but pins no memory.
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSyntax
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
+
+from tidings.errors import ErrorCode, client_error
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
@@ -94,21 +95,21 @@ class DocumentCache:
         return parse(query, max_tokens=self._rules.max_tokens)
 
     def validate(self, query: str, document: DocumentNode) -> list[GraphQLError]:
-        """Validate against every rule; a document that passes is kept for next time."""
+        """Validate against every rule (errors coded GRAPHQL_VALIDATION_FAILED); a document that passes is kept."""
         errors = validate_document(self._schema, document, self._rules.rules)
         if not errors:
             self._keep(query, document)
-        return errors
+        return [client_error(error, ErrorCode.GRAPHQL_VALIDATION_FAILED) for error in errors]
 
     def load(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
-        """The validated document for a text, or the syntax or validation errors that refuse it."""
+        """The validated document for a text, or the (coded) syntax or validation errors that refuse it."""
         document = self.cached(query)
         if document is not None:
             return document, []
         try:
             document = self.parse(query)
         except GraphQLSyntaxError as error:
-            return None, [error]
+            return None, [client_error(error, ErrorCode.GRAPHQL_PARSE_FAILED)]
         errors = self.validate(query, document)
         return (None, errors) if errors else (document, [])
 
@@ -136,19 +137,18 @@ class CachedDocuments(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        query = context.query
-        # Strawberry's own parse (after this hook, inside its error handling) keeps the same token limit.
+        # Strawberry parses what is not cached (inside its error handling, so a syntax error becomes the answer),
+        # with the same token limit: counted while lexing, a huge document costs nothing to refuse.
         context.parse_options["max_tokens"] = self._cache.max_tokens
-        if query:
-            document = self._cache.cached(query)
+        if context.query:
+            document = self._cache.cached(context.query)
             if document is not None:
+                context.graphql_document = document
                 self._validated = True
-            else:
-                # A syntax error is left to Strawberry's parse, which answers it as a GraphQL error (or 4400).
-                with contextlib.suppress(GraphQLSyntaxError):
-                    document = self._cache.parse(query)
-            context.graphql_document = document
         yield
+        for error in context.pre_execution_errors or ():
+            if isinstance(error, GraphQLSyntaxError):  # the same object Strawberry answers with
+                client_error(error, ErrorCode.GRAPHQL_PARSE_FAILED)
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context

@@ -32,6 +32,28 @@ T = TypeVar("T")
 _decode_event = lru_cache(maxsize=256)(FeedEvent.from_json)
 
 
+class _RejectionLog:
+    """A warning for the first rejected wake-up of a burst (one per minute), not one per message and socket."""
+
+    interval = 60.0
+
+    def __init__(self) -> None:
+        self._last_logged = -self.interval
+
+    def log(self, user_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_logged >= self.interval:
+            self._last_logged = now
+            logger.warning(
+                "a broadcast message on the channel of user %r was not an event of that user; read the database "
+                "instead (tidings_rejected_wakeups counts them)",
+                user_id,
+            )
+
+
+_rejections = _RejectionLog()
+
+
 def user_channel(user_id: str) -> str:
     """The broadcast channel of one user's events."""
     return f"user:{user_id}"
@@ -52,6 +74,7 @@ class FeedHub:
         *,
         batch_size: int = 500,
         replay_concurrency: int = 16,
+        replay_concurrency_per_user: int = 2,
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
@@ -60,7 +83,14 @@ class FeedHub:
         self.metrics = metrics or Metrics()
         # A reconnect storm must not become a storm of concurrent replays: the database sees at most this many.
         self.replay_slots = asyncio.Semaphore(replay_concurrency)
+        # ...and one user's many subscriptions queue behind each other, not in front of everyone else's.
+        self._per_user = replay_concurrency_per_user
+        self._user_slots: dict[str, _UserSlots] = {}
         self._followers: dict[str, set[FeedFollower]] = {}
+
+    def replay_slot(self, user_id: str) -> _ReplaySlot:
+        """Held for each database read of a follower: one of the user's slots, then one of the process's."""
+        return _ReplaySlot(self, user_id)
 
     def follower(self, user_id: str) -> FeedFollower:
         return FeedFollower(self, user_id)
@@ -114,6 +144,54 @@ class FeedHub:
                 failing = False
 
 
+class _UserSlots:
+    __slots__ = ("holders", "semaphore")
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit)
+        self.holders = 0  # waiting or reading; the entry goes when the last one leaves
+
+
+class _ReplaySlot:
+    """`async with hub.replay_slot(user)`: the user's bound first, so their queue never holds a process slot."""
+
+    __slots__ = ("_hub", "_slots", "_user_id")
+
+    def __init__(self, hub: FeedHub, user_id: str) -> None:
+        self._hub = hub
+        self._user_id = user_id
+
+    async def __aenter__(self) -> None:
+        hub = self._hub
+        slots = hub._user_slots.get(self._user_id)
+        if slots is None:
+            slots = hub._user_slots[self._user_id] = _UserSlots(hub._per_user)
+        slots.holders += 1
+        self._slots = slots
+        try:
+            await slots.semaphore.acquire()
+            try:
+                await hub.replay_slots.acquire()
+            except BaseException:
+                slots.semaphore.release()
+                raise
+        except BaseException:
+            self._leave()
+            raise
+        hub.metrics.replay_started()
+
+    async def __aexit__(self, *_: object) -> None:
+        self._hub.metrics.replay_finished()
+        self._hub.replay_slots.release()
+        self._slots.semaphore.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self._slots.holders -= 1
+        if not self._slots.holders:
+            del self._hub._user_slots[self._user_id]
+
+
 class FeedFollower:
     """Yields one user's events after a starting point, in position order, each exactly once."""
 
@@ -160,15 +238,36 @@ class FeedFollower:
                 async for event in self._catch_up():
                     yield event
                 continue
-            event = _decode_event(message)
-            if event.seq <= self._last:
+            live = self._trusted(message)
+            if live is not None and live.seq <= self._last:
                 continue  # already replayed
-            if event.seq > self._last + 1:
-                async for replayed in self._catch_up():  # a wake-up was lost: the database has it
+            if live is None or live.seq > self._last + 1:
+                # A wake-up was lost, or this one is not to be trusted: the database has what happened.
+                async for replayed in self._catch_up():
                     yield replayed
                 continue
-            self._last = event.seq
-            yield event
+            self._last = live.seq
+            yield live
+
+    def _trusted(self, message: bytes) -> FeedEvent | None:
+        """The event a wake-up carries, if it is one of this follower's user; otherwise None (read the database).
+
+        The broker is trusted infrastructure, but what reaches a socket is checked here anyway: a message that does
+        not decode, or that names another user, never reaches the client and ends nothing.
+        """
+        try:
+            event = _decode_event(message)
+        except Exception:
+            event = None
+        if (
+            event is None
+            or event.user_id != self.user_id
+            or (event.notification is not None and event.notification.user_id != self.user_id)
+        ):
+            self._hub.metrics.rejected_wakeups.inc()
+            _rejections.log(self.user_id)
+            return None
+        return event
 
     async def _begin(self, start: FeedCursor | None) -> FeedEvent | None:
         """Set the starting position; a cursor of another database, or ahead of this feed, gets RESYNC."""
@@ -224,14 +323,12 @@ class FeedFollower:
     # Every database read of a follower takes a replay slot: a reconnect storm queues here, not in the pool.
 
     async def _position(self) -> FeedPosition:
-        async with self._hub.replay_slots:
-            with self._hub.metrics.replay():
-                return await self._store.feed_position(self.user_id)
+        async with self._hub.replay_slot(self.user_id):
+            return await self._store.feed_position(self.user_id)
 
     async def _events_after_last(self) -> list[FeedEvent]:
-        async with self._hub.replay_slots:
-            with self._hub.metrics.replay():
-                return await self._store.events_after(self.user_id, self._last, limit=self._hub.batch_size)
+        async with self._hub.replay_slot(self.user_id):
+            return await self._store.events_after(self.user_id, self._last, limit=self._hub.batch_size)
 
     def _resync_at(self, position: FeedPosition) -> FeedEvent:
         self._last = position.seq

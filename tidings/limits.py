@@ -1,4 +1,4 @@
-"""Limits on what one caller may cost: mutation rate per token, and the size of an HTTP request body."""
+"""Limits on what one caller may cost: mutation and subscribe rates per token, and the size of an HTTP request body."""
 
 from __future__ import annotations
 
@@ -23,13 +23,17 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Token buckets per caller (role and subject): `rate` per second, bursts of twice the rate; 0 = unlimited.
+    """Token buckets per caller (role and subject): `rate` per second, bursts of twice the rate (at least one);
+    0 = unlimited.
 
     Per process: with N processes behind a balancer a caller gets up to N times the rate, which the README says.
     """
 
-    def __init__(self, *, user_rate: float, service_rate: float, clock: object = time.monotonic) -> None:
+    def __init__(
+        self, *, user_rate: float, service_rate: float, what: str = "mutations", clock: object = time.monotonic
+    ) -> None:
         self._rates = {False: user_rate, True: service_rate}
+        self._what = what
         self._buckets: OrderedDict[tuple[bool, str], _Bucket] = OrderedDict()
         self._clock = clock
 
@@ -40,7 +44,7 @@ class RateLimiter:
             return
         now: float = self._clock()  # type: ignore[operator]
         key = (identity.is_service, identity.subject)
-        capacity = 2 * rate
+        capacity = max(1.0, 2 * rate)  # a rate under 0.5 still lets one through
         bucket = self._buckets.pop(key, None) or _Bucket(tokens=capacity, updated=now)
         bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
@@ -50,7 +54,7 @@ class RateLimiter:
         if bucket.tokens < 1:
             retry_after = math.ceil((1 - bucket.tokens) / rate * 1000) / 1000
             raise UserError(
-                f"Too many mutations: at most {rate:g} per second; retry after {retry_after:g}s",
+                f"Too many {self._what}: at most {rate:g} per second; retry after {retry_after:g}s",
                 ErrorCode.RATE_LIMITED,
                 retryAfter=retry_after,
             )
@@ -112,7 +116,10 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
-    error = {"message": f"Request body larger than {max_bytes} bytes", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}
+    error = {
+        "message": f"Request body larger than {max_bytes} bytes",
+        "extensions": {"code": ErrorCode.PAYLOAD_TOO_LARGE.value},
+    }
     body = orjson.dumps({"errors": [error]})
     await send(
         {

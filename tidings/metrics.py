@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -53,6 +51,12 @@ class Metrics:
             "committed events whose wake-up could not be published (subscribers catch up from the database)",
             registry=self.registry,
         )
+        self.rejected_wakeups = Counter(
+            "tidings_rejected_wakeups",
+            "broadcast messages that were not an event of the subscriber's user (undecodable, or another user's): "
+            "the subscriber read the database instead",
+            registry=self.registry,
+        )
         self.sync_wakeups = Counter(
             "tidings_sync_wakeups", "followers the periodic sync found behind and woke", registry=self.registry
         )
@@ -81,20 +85,18 @@ class Metrics:
         self._replays_now = 0
         self._replays_max = 0
 
-    @contextmanager
-    def replay(self) -> Iterator[None]:
-        """Count one catch-up read while it runs."""
+    def replay_started(self) -> None:
+        """One catch-up read begins (`replay_finished` when it ends)."""
         self._replays_now += 1
         self.replays.inc()
         self.replays_in_flight.set(self._replays_now)
         if self._replays_now > self._replays_max:
             self._replays_max = self._replays_now
             self.replays_in_flight_max.set(self._replays_max)
-        try:
-            yield
-        finally:
-            self._replays_now -= 1
-            self.replays_in_flight.set(self._replays_now)
+
+    def replay_finished(self) -> None:
+        self._replays_now -= 1
+        self.replays_in_flight.set(self._replays_now)
 
     def watch_gc(self) -> None:
         """Time every garbage collection of this process into `tidings_gc_pause_seconds`."""

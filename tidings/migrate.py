@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.store.engine import WRITE_OPTION
@@ -29,16 +31,37 @@ def _upgrade(connection: sa.Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database to `revision`; concurrent callers (several workers starting) run it once."""
+def head_revision() -> str:
+    """The revision this version of tidings runs on."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "tidings ships its migrations"
+    return head
+
+
+def is_known(revision: str) -> bool:
+    """Whether `revision` is one of this version's migrations (not one of a newer tidings)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the database to `revision`; concurrent callers (several workers starting) run it once.
+
+    Returns the revisions before and after (equal when there was nothing to do).
+    """
     async with engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:
         if engine.dialect.name == "postgresql":
             # Session-level advisory lock: the second process waits, then finds nothing left to do.
             await conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": POSTGRES_MIGRATION_LOCK})
             await conn.commit()
         try:
+            before: str | None = await conn.run_sync(_current)
             await conn.run_sync(_upgrade, revision)
+            after: str | None = await conn.run_sync(_current)
             await conn.commit()
+            return before, after
         finally:
             if engine.dialect.name == "postgresql":
                 await conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": POSTGRES_MIGRATION_LOCK})

@@ -15,7 +15,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
@@ -28,11 +28,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     PingMessage,
     SubscribeMessage,
 )
+from strawberry.types.execution import PreExecutionError
 
 from tidings.context import Context
 from tidings.delivery import Projection
 from tidings.documents import CompiledDocuments
-from tidings.errors import ErrorCode, UserError
+from tidings.errors import ErrorCode, UserError, request_error
 from tidings.resolvers import event_stream
 from tidings.store import FeedEvent
 from tidings.wheel import TimerWheel
@@ -130,22 +131,26 @@ def _check_optional(container: dict[str, Any], key: str, kind_of: type, kind: st
         raise InvalidMessage(f"Invalid {kind} message: '{key}' must be {described} or null")
 
 
+SlotKey = tuple[str, str]  # (role, subject): a user whose id is a service's `sub` does not share its slots
+
+
 class ConnectionSlots:
-    """Authenticated sockets per user. Counted per process: each worker of `tidings serve --workers N` has its own."""
+    """Authenticated sockets per caller (role and subject). Counted per process: each worker of
+    `tidings serve --workers N` has its own."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._counts: dict[str, int] = {}
+        self._counts: dict[SlotKey, int] = {}
 
-    def acquire(self, user: str) -> bool:
-        """Take a slot for the user, or return False when all of theirs are taken."""
+    def acquire(self, user: SlotKey) -> bool:
+        """Take a slot for the caller, or return False when all of theirs are taken."""
         count = self._counts.get(user, 0)
         if count >= self._limit:
             return False
         self._counts[user] = count + 1
         return True
 
-    def release(self, user: str) -> None:
+    def release(self, user: SlotKey) -> None:
         count = self._counts[user] - 1
         if count:
             self._counts[user] = count
@@ -408,7 +413,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._keepalive: tuple[int, int] | None = None  # membership of the process's keep-alive wheel
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # every operation task, until it has finished
-        self._user: str | None = None  # holder of a connection slot
+        self._user: SlotKey | None = None  # holder of a connection slot
 
     def on_request_accepted(self) -> None:
         """The connection_init deadline (4408) as a timer: Strawberry's sleeping task would be one more per socket."""
@@ -510,15 +515,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.context.connection_params = message.get("payload") or {}
         try:
             ack_payload = await self.view.on_ws_connect(self.context)  # authenticates (TidingsGraphQLRouter)
-        except ConnectionRejectionError:
-            self.close(CloseCode.FORBIDDEN, "Forbidden")
+        except ConnectionRejectionError as rejection:
+            reason = rejection.payload.get("reason")  # on_ws_connect names an expired token
+            self.close(CloseCode.FORBIDDEN, reason if isinstance(reason, str) else "Forbidden")
             return
         identity = self.context.identity
         assert identity is not None, "on_ws_connect sets the identity or raises ConnectionRejectionError"
-        if not self._slots.acquire(identity.subject):
+        slot = (identity.role.value, identity.subject)
+        if not self._slots.acquire(slot):
             self.close(CloseCode.FORBIDDEN, "Too many connections")
             return
-        self._user = identity.subject
+        self._user = slot
         if identity.expires_at is not None:
             # 4403 at expiry, so clients reconnect with fresh connectionParams rather than stay subscribed on a
             # token that would no longer be accepted; the same leeway as when it was verified.
@@ -534,14 +541,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         payload = message.get("payload")
         await self.send_message({"type": "pong", "payload": payload} if payload else {"type": "pong"})
 
-    async def handle_task_exception(self, error: Exception) -> None:
-        if isinstance(error, GraphQLSyntaxError):
-            # Strawberry closes with 4400 on a syntax error, but with the parse cache (or max tokens) extension the
-            # parser runs outside its guard (0.341) and the error lands here: it would log a traceback and send a
-            # bare `complete`, telling the client nothing.
-            self.close(CloseCode.BAD_REQUEST, error.message)
-            return
-        await super().handle_task_exception(error)
+    async def _handle_pre_execution_error(self, operation: Operation[Context, None], result: PreExecutionError) -> None:
+        """A document that does not parse, or names no operation it has: an `error` message with the coded errors.
+
+        Strawberry closes the whole socket with 4400 instead, which graphql-ws clients do not retry: one bad document
+        would end every other subscription of the connection, and the close reason has no room for a code.
+        """
+        await operation.send_initial_errors([request_error(error) for error in result.errors or ()])
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
@@ -554,11 +560,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             # Strawberry's own answer names neither the limit nor a code: say both.
             error = GraphQLError(
                 f"At most {limit} operations at once per connection (TIDINGS_MAX_OPERATIONS_PER_CONNECTION)",
-                extensions={"code": "BAD_USER_INPUT"},
+                extensions={"code": ErrorCode.BAD_USER_INPUT.value},
             )
             await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[error.formatted]))
             return
         ready = self.connection_acknowledged and message["id"] not in self.operations
+        if ready and self.context.identity is not None:
+            try:  # every operation started over a socket spends from the caller's subscribe bucket
+                self.context.services.subscribe_limiter.check(self.context.identity)
+            except UserError as refused:
+                await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[refused.formatted]))
+                return
         if ready and self._subscribe_projected(message):
             self.context.services.metrics.subscribes.labels(path="projected").inc()
         else:

@@ -1,19 +1,194 @@
-"""The WebSocket protocol `tidings serve` gives uvicorn: websockets-sansio, and an end for connections never drained."""
+"""What `tidings serve` adds to uvicorn: its protocols, and the banner once it serves.
+
+HTTP: uvicorn's httptools protocol with the limits it lacks (a deadline for the whole request, a bound on its head, a
+bound on open connections). WebSocket: websockets-sansio, and an end for connections never drained. Both read their
+limits from the TIDINGS_* environment, as the app does, so that every worker process applies them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import resource
 import socket
 import struct
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from tidings.config import Settings
+
 logger = logging.getLogger("tidings.ws")
+http_logger = logging.getLogger("tidings.http")
+
+# File descriptors kept for what is not a client: the database and Redis pools, the log, the listening sockets.
+FD_RESERVE = 64
+
+_TOO_MANY_CONNECTIONS = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
+    b"retry-after: 1\r\nconnection: close\r\n\r\nToo many connections\n"
+)
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 28\r\nconnection: close\r\n\r\nRequest header is too large\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    request_timeout: float  # seconds for a whole request (head and body) from connect or from the last response
+    max_head_bytes: int  # request line and headers
+    max_connections: int  # open sockets, HTTP and WebSocket, per process
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        max_connections = settings.max_connections
+        if max_connections is None:
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            reserve = FD_RESERVE + 2 * settings.database_pool_size
+            max_connections = max(16, soft - reserve) if soft != resource.RLIM_INFINITY else 65536
+        return cls(settings.request_timeout, settings.max_header_bytes, max_connections)
+
+
+@functools.cache
+def connection_limits() -> ConnectionLimits:
+    """The limits of this process, from its environment (each uvicorn worker process reads its own)."""
+    return ConnectionLimits.from_settings(Settings())
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools stops parsing and the connection gets a 431."""
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline for the request, a bound on its head and on open connections.
+
+    uvicorn drops an idle keep-alive connection after `timeout_keep_alive`, but stops that clock at the first byte
+    and has none before the first request: a client that connects and sends nothing, or half a request line, or one
+    header byte a minute, holds its socket forever; httptools accepts a head of any size. Here a request must arrive
+    whole within TIDINGS_REQUEST_TIMEOUT of the connection or of the previous response, its head within
+    TIDINGS_MAX_HEADER_BYTES (431), and a connection beyond TIDINGS_MAX_CONNECTIONS is answered 503 and closed at
+    once, before it can use up the process's file descriptors.
+    """
+
+    _deadline: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _head_too_large = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = connection_limits()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections:
+            http_logger.warning(
+                "connection from %s refused: TIDINGS_MAX_CONNECTIONS (%d) are open",
+                self.client,
+                self._limits.max_connections,
+            )
+            transport.write(_TOO_MANY_CONNECTIONS)
+            transport.close()
+            return
+        self._arm_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_deadline()
+        super().connection_lost(exc)
+
+    def _arm_deadline(self) -> None:
+        self._disarm_deadline()
+        self._deadline = self.loop.call_later(self._limits.request_timeout, self._request_timed_out)
+
+    def _disarm_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _request_timed_out(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            http_logger.info(
+                "connection from %s closed: no whole request in %ss", self.client, self._limits.request_timeout
+            )
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        if self._deadline is None:  # a pipelined request: its clock starts when it does
+            self._arm_deadline()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self._limits.max_head_bytes:
+            self._head_too_large = True
+            raise _HeadTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._head_too_large:
+            super().send_400_response(msg)
+            return
+        self._disarm_deadline()
+        self.transport.write(_HEAD_TOO_LARGE)
+        self.transport.close()
+
+    def on_message_complete(self) -> None:
+        self._disarm_deadline()
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm_deadline()  # the handshake is the WebSocket protocol's from here (and the app's init timeout)
+        super().handle_websocket_upgrade()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self._arm_deadline()
+
 
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST and discards unsent data
+ANNOUNCE_POLL_INTERVAL = 0.1  # seconds between the banner's checks that the server answers
+
+
+def announce_when_serving(url: str, banner: str) -> threading.Thread:
+    """Print `banner` on stderr once `url`/healthz answers: a link printed earlier may lead nowhere.
+
+    Asked over HTTP, as the reader of the banner will: with several workers it is they, not this process, that
+    answer. A thread that asks until then; if the server never comes up, the process exits and the thread with it.
+    """
+    # Never through a proxy from the environment: this is the server on this machine.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def wait_then_print() -> None:
+        while True:
+            try:
+                with opener.open(f"{url}/healthz", timeout=1):
+                    break
+            except (urllib.error.URLError, OSError):
+                time.sleep(ANNOUNCE_POLL_INTERVAL)
+        print(banner, file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=wait_then_print, name="tidings-banner", daemon=True)
+    thread.start()
+    return thread
 
 
 async def _wait_on(waiters: list[asyncio.Future[None]]) -> None:

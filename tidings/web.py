@@ -33,7 +33,7 @@ from tidings.context import Services
 logger = logging.getLogger("tidings")
 
 SOURCE_BUILD = Path(__file__).resolve().parent.parent / "web" / "dist"
-GRAPHQL_PATH = "/graphql"
+GRAPHQL_PATH = "/graphql"  # the API (HTTP and WebSocket) and GraphiQL
 DEV_TOKEN_TTL = timedelta(hours=12)
 DEV_SERVICE_SUBJECT = "dashboard"
 _NO_CACHE = {"Cache-Control": "no-cache"}
@@ -152,9 +152,12 @@ class ImmutableAssets(StaticFiles):
 
 
 class GraphiQLPage:
-    """Answer a browser's GET /graphql with the locally built GraphiQL, exactly where Strawberry would show its own.
+    """Answer a browser's GET /graphql with the locally built GraphiQL, where Strawberry would show its own, and also
+    when a browser opens a GraphiQL link (`/graphql?query=...&variables=...&operationName=...`): the page reads them.
 
-    Middleware rather than a route: GET /graphql?query=... must still reach Strawberry's router.
+    Middleware rather than a route: GET /graphql?query=... from any other client must still reach Strawberry's router.
+    A link opened in a browser is told apart by `Sec-Fetch-Dest: document`, which browsers send on navigation only
+    (never on fetch() or from curl); a browser that sends no Sec-Fetch headers gets the result, as from Strawberry.
     """
 
     def __init__(self, app: ASGIApp, *, page: Path) -> None:
@@ -166,13 +169,18 @@ class GraphiQLPage:
             scope["type"] == "http"
             and scope["path"] == GRAPHQL_PATH
             and scope["method"] in ("GET", "HEAD")
-            and "query" not in QueryParams(scope["query_string"])
-            and any(kind in Headers(scope=scope).get("accept", "") for kind in ("text/html", "*/*"))
+            and self._wants_the_page(Headers(scope=scope), QueryParams(scope["query_string"]))
             and self.page.is_file()
         ):
             await FileResponse(self.page, media_type="text/html", headers=_NO_CACHE)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _wants_the_page(headers: Headers, params: QueryParams) -> bool:
+        if headers.get("sec-fetch-dest") == "document":
+            return True
+        return "query" not in params and any(kind in headers.get("accept", "") for kind in ("text/html", "*/*"))
 
 
 def mount(app: FastAPI, services: Services) -> None:

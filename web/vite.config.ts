@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+const api = process.env.TIDINGS_API_URL || "http://127.0.0.1:8000";
 
 export default defineConfig({
   base: "/",
@@ -11,6 +12,11 @@ export default defineConfig({
     // The dashboard uses @tidings/client from its source; its imports resolve from this package's node_modules.
     alias: { "@tidings/client": here("../clients/js/src/index.ts") },
     dedupe: ["graphql-ws", "graphql"],
+  },
+  optimizeDeps: {
+    // `npm run dev` pre-bundles dependencies with esbuild, which cannot read Vite's `?worker` imports: GraphiQL's
+    // worker setup is served as it is, and Vite builds the workers.
+    exclude: ["graphiql/setup-workers/vite", "@graphiql/react/setup-workers/vite"],
   },
   worker: { format: "es" }, // GraphiQL's Monaco workers; the default (iife) cannot be code-split
   build: {
@@ -25,7 +31,7 @@ export default defineConfig({
     },
   },
   server: {
-    // `npm run dev`: the API of a `make serve` on the default port.
-    proxy: { "/graphql": { target: "http://127.0.0.1:8000", ws: true }, "/dashboard": "http://127.0.0.1:8000" },
+    // `npm run dev`: the API of a `make serve` on the default port, or of TIDINGS_API_URL.
+    proxy: { "/graphql": { target: api, ws: true }, "/dashboard": api },
   },
 });

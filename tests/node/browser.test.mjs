@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { env, pause } from "./lib/harness.mjs";
+import { env, eventually, pause } from "./lib/harness.mjs";
 import { createNotification, server } from "./lib/tidings.mjs";
 
 // The flags that work on this kind of machine (FIELD-NOTES.md); launch() gives every run a fresh profile.
@@ -46,7 +46,7 @@ async function device(viewport = { width: 1280, height: 800 }) {
 
 /** Open the link `tidings serve` printed (it holds the sign-in code), then pick a name. */
 async function signInWithName(page, user) {
-  await page.goto(server.dashboardLink);
+  await open(page, server.dashboardLink);
   await page.getByLabel("User name").fill(user);
   await page.getByRole("button", { name: "Sign in" }).click();
   await live(page);
@@ -54,7 +54,7 @@ async function signInWithName(page, user) {
 }
 
 async function signInWithToken(page, token) {
-  await page.goto("/");
+  await open(page, "/");
   await page.getByLabel("User token").fill(token);
   await page.getByRole("button", { name: "Use this token" }).click();
   await live(page);
@@ -68,7 +68,7 @@ const bell = (page, unread) =>
 
 /** Run one operation of a document with several: ▶ offers them once GraphiQL has parsed the editor. */
 async function runOperation(page, name) {
-  await page.locator(".graphiql-query-editor").getByText(`subscription ${name}`).waitFor(WAIT);
+  await queryEditor(page).getByText(new RegExp(`(query|mutation|subscription)\\s${name}\\b`)).waitFor(WAIT);
   const menuItem = page.getByRole("menuitem", { name });
   for (let attempt = 1; ; attempt++) {
     await page.getByRole("button", { name: /^Execute query/ }).click(WAIT);
@@ -77,6 +77,39 @@ async function runOperation(page, name) {
     if (attempt === 5) throw new Error(`GraphiQL offered no operation ${name}`);
   }
   await menuItem.click(WAIT);
+}
+
+const queryEditor = (page) => page.locator(".graphiql-query-editor");
+// The region holds the variables and the headers editors, one of them hidden.
+const variablesEditor = (page) =>
+  page.getByRole("region", { name: "Variables" }).locator(".monaco-editor").filter({ visible: true });
+const activeTab = (page) => page.getByRole("tab", { selected: true });
+/** The operation in the address bar, as GraphiQL links carry it. */
+const linked = (page) => {
+  const params = new URL(page.url()).searchParams;
+  return { query: params.get("query"), variables: params.get("variables"), operationName: params.get("operationName") };
+};
+
+/** Wait until the address carries `expected` (some of query, variables, operationName). */
+async function untilLinked(page, expected) {
+  const holds = () => Object.entries(expected).every(([name, value]) => linked(page)[name] === value);
+  await eventually(holds, WAIT.timeout, `the address to carry ${JSON.stringify(expected)}`).catch((error) => {
+    throw new Error(`${error.message}; it has ${JSON.stringify(linked(page))}`);
+  });
+}
+
+/** Go to `path`: the server must answer with the page itself, not an error page in its place. */
+async function open(page, path, options) {
+  const before = page.url();
+  const response = await page.goto(path, options);
+  if (response === null) {
+    // Only the fragment changed: the page stays, nothing is loaded.
+    assert.equal(page.url().split("#")[0], before.split("#")[0]);
+    return response;
+  }
+  assert.equal(response.status(), 200, `${path}: ${response.status()} ${await response.text()}`);
+  assert.match(response.headers()["content-type"], /^text\/html/);
+  return response;
 }
 
 async function screenshot(page, name) {
@@ -89,7 +122,7 @@ test("two devices of one user: a notification appears on both; read on one drops
   const phone = await device({ width: 390, height: 844 });
   await signInWithName(laptop.page, user);
   // Without the printed link, the page asks for the sign-in code, and the server refuses a wrong one.
-  await phone.page.goto("/");
+  await open(phone.page, "/");
   await phone.page.getByLabel("User name").fill(user);
   await phone.page.getByLabel("Sign-in code").fill("not-the-code-0123456789");
   await phone.page.getByRole("button", { name: "Sign in" }).click();
@@ -125,10 +158,11 @@ test("two devices of one user: a notification appears on both; read on one drops
   // GraphiQL on the laptop: signed in on the dashboard, so its token is in the headers pane already.
   const graphiql = await laptop.context.newPage();
   graphiql.on("pageerror", (error) => problems.push(`graphiql: ${error.message}`));
-  await graphiql.goto("/graphql");
+  await open(graphiql, "/graphql");
   await runOperation(graphiql, "Live"); // the default document has Live and Inbox
   await graphiql.getByRole("button", { name: /^Stop query/ }).waitFor(WAIT); // subscribed
   await createNotification("Seen in GraphiQL", { userId: user, type: "SUCCESS" });
+  await untilLinked(graphiql, { operationName: "Live" }); // the address names the operation that runs
   const response = graphiql.locator(".graphiql-response");
   // Monaco renders spaces as no-break spaces: match with \s.
   await response.getByText(/"Seen\sin\sGraphiQL"/).waitFor(WAIT);
@@ -146,6 +180,98 @@ test("two devices of one user: a notification appears on both; read on one drops
 
   await laptop.context.close();
   await phone.context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("a GraphiQL link opens its operation, and the address follows the editors", async () => {
+  const { context, page } = await device();
+  await signInWithToken(page, server.userToken);
+  const query = [
+    "subscription Live {\n  notificationEvents {\n    kind\n  }\n}",
+    "query Inbox($first: Int) {\n  notifications(first: $first) {\n    unreadCount\n  }\n}",
+  ].join("\n\n");
+  const link = `/graphql?${new URLSearchParams({ query, variables: '{"first":3}', operationName: "Inbox" })}`;
+
+  // Hold every script and style sheet: the HTML alone must paint the loading state.
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  const held = [];
+  await page.route("**/assets/**", async (route) => {
+    held.push(route.request().url());
+    await released;
+    await route.continue();
+  });
+  await open(page, link, { waitUntil: "commit" });
+  const loading = page.getByRole("status").filter({ hasText: "Loading GraphiQL…" });
+  await loading.waitFor(WAIT);
+  await page.waitForFunction(() => performance.getEntriesByName("first-contentful-paint").length > 0, null, WAIT);
+  await screenshot(page, "graphiql-loading.png");
+  assert.ok(held.length > 0, "the page asked for its script");
+  release(); // and the route lets everything through from now on
+
+  // The editors hold the link's operation, and the linked one of its two is selected (by itself GraphiQL selects
+  // the first): the tab is named after it.
+  await queryEditor(page).getByText("subscription Live {").waitFor(WAIT);
+  await queryEditor(page).getByText("query Inbox($first: Int) {").waitFor(WAIT);
+  await variablesEditor(page).getByText(/"first":\s3/).waitFor(WAIT);
+  await activeTab(page).filter({ hasText: "Inbox" }).waitFor(WAIT);
+  await loading.waitFor({ ...WAIT, state: "detached" });
+
+  // Edit the document and the variables, run one operation: the address follows, and never carries the headers
+  // (the token). (GraphiQL 5.4 selects the first operation again after an edit; running one selects it.)
+  await queryEditor(page).locator(".view-lines").click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("Escape"); // no completion menu in the way
+  await page.keyboard.insertText("\n# edited in the browser");
+  const edited = `${query}\n# edited in the browser`;
+  await untilLinked(page, { query: edited });
+  await variablesEditor(page).locator(".view-lines").click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.press("Delete");
+  await page.keyboard.insertText('{ "first": 5 }');
+  await untilLinked(page, { variables: '{"first":5}' });
+  await runOperation(page, "Inbox");
+  await page.locator(".graphiql-response").getByText(/"unreadCount":\s0/).waitFor(WAIT);
+  await untilLinked(page, { query: edited, variables: '{"first":5}', operationName: "Inbox" });
+  const shared = page.url();
+  assert.ok(!shared.includes(server.userToken) && !new URL(shared).searchParams.has("headers"), shared);
+
+  // The address, opened on another device (nothing in its storage), is the same operation.
+  const other = await device();
+  await open(other.page, shared);
+  await queryEditor(other.page).getByText("# edited in the browser").waitFor(WAIT);
+  await variablesEditor(other.page).getByText(/"first":\s5/).waitFor(WAIT);
+  await activeTab(other.page).filter({ hasText: "Inbox" }).waitFor(WAIT);
+  await screenshot(other.page, "graphiql-link.png");
+  await context.close();
+  await other.context.close();
+  assert.deepEqual(problems, []);
+
+  // GraphiQL's chunk does not come (a network gone, a deploy that removed it): the loading state says so.
+  const offline = await browser.newContext({ baseURL: server.url }); // its failed request is no problem here
+  const stranded = await offline.newPage();
+  await stranded.route("**/assets/graphiql-app-*", (route) => route.abort("internetdisconnected"));
+  await open(stranded, "/graphql");
+  await stranded.getByRole("alert").filter({ hasText: "GraphiQL could not load" }).waitFor(WAIT);
+  await offline.close();
+});
+
+test("npm run dev: GraphiQL and the dashboard from web/src, the API through Vite's proxy", async () => {
+  const dev = env("TIDINGS_DEV_URL");
+  const { context, page } = await device();
+  const link = new URLSearchParams({ query: "query Probe {\n  __typename\n}", operationName: "Probe" });
+  await open(page, `${dev}/graphiql.html?${link}`);
+  await queryEditor(page).getByText("query Probe {").waitFor({ timeout: 120_000 }); // Vite transforms on demand
+  await page.getByRole("button", { name: /^Execute query/ }).click(WAIT);
+  await page.locator(".graphiql-response").getByText(/"__typename":\s"Query"/).waitFor(WAIT);
+
+  await open(page, `${dev}/`);
+  await page.getByLabel("User token").fill(server.userToken);
+  await page.getByRole("button", { name: "Use this token" }).click();
+  await live(page); // the WebSocket through the proxy too
+  await createNotification("Seen through Vite");
+  await item(page, "Seen through Vite").waitFor(WAIT);
+  await context.close();
   assert.deepEqual(problems, []);
 });
 

@@ -1,19 +1,23 @@
-// @tidings/client (clients/js) against a real server: a restart in the middle loses nothing, RESYNC refetches.
+// @tidings/client (clients/js) against a real server: a restart in the middle loses nothing, RESYNC refetches, and
+// each close code is retried or not as graphql-ws decides (a fatal one is surfaced as state `failed`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import WebSocket from "ws";
+import { parse, print } from "graphql";
+import { createClient } from "graphql-ws";
+import WebSocket, { WebSocketServer } from "ws";
 
-import { TidingsClient } from "../../clients/js/dist/index.js";
+import { TidingsClient, operations as clientOperations } from "../../clients/js/dist/index.js";
 import { Inbox, env, eventually, pause } from "./lib/harness.mjs";
 import { createNotification, graphql, operations, server } from "./lib/tidings.mjs";
 
 function tidingsClient(options) {
   const errors = [];
+  const retries = [];
   const client = new TidingsClient({
     url: server.graphqlUrl,
     webSocketImpl: WebSocket, // Node 20 has no global WebSocket
-    retryDelay: () => 200,
+    retryDelay: (attempt) => (retries.push(attempt), 200),
     onError: (error) => errors.push(error),
     ...options,
   });
@@ -21,8 +25,14 @@ function tidingsClient(options) {
   client.onStateChange((state) => states.push(state));
   const events = new Inbox();
   client.onEvent((event) => events.push(event));
-  return { client, errors, states, events };
+  return { client, errors, retries, states, events };
 }
+
+/** A server of the test's own (TIDINGS_STRICT_URL): at most 10 tokens per document, one connection per user. */
+const strict = {
+  graphqlUrl: `${env("TIDINGS_STRICT_URL")}/graphql`,
+  wsUrl: `${env("TIDINGS_STRICT_URL").replace(/^http/, "ws")}/graphql`,
+};
 
 const titles = (events) => events.map((event) => event.notification.title);
 
@@ -36,7 +46,7 @@ test("a 4403 gets a fresh token; a server restart in the middle: every notificat
     await eventually(() => client.state === "live", 10_000, "live");
     assert.deepEqual(states, ["connecting", "reconnecting", "live"]);
     assert.equal(errors[0]?.code, 4403, "the expired token was refused with 4403");
-    assert.equal(tokenCalls, 2);
+    assert.equal(tokenCalls, 2, "once for the connection, once more with the refusal");
 
     for (const title of ["before 1", "before 2", "before 3"]) await createNotification(title);
     assert.deepEqual(titles(await events.take(3)), ["before 1", "before 2", "before 3"]);
@@ -50,6 +60,7 @@ test("a 4403 gets a fresh token; a server restart in the middle: every notificat
     assert.deepEqual(titles(rest), [...created, "after 1", "after 2"]);
     await events.silent(); // and nothing twice
     assert.ok(states.slice(3).includes("reconnecting"), `states: ${states}`);
+    assert.ok(errors.some((error) => error?.code === 1012), `the restart closed with 1012: ${errors.map(String)}`);
     assert.equal(client.state, "live");
     assert.equal(client.unreadCount, 5 + created.length);
 
@@ -95,4 +106,185 @@ test("a cursor of another database: RESYNC calls the refetch callback first, the
   } finally {
     await client.dispose();
   }
+});
+
+test("a refused token that getToken cannot replace (4403): failed, not retried; start() with a fresh one goes live", async () => {
+  const refusals = [];
+  let token = server.expiredToken;
+  const { client, errors, retries, states } = tidingsClient({
+    getToken: (refused) => {
+      if (refused) refusals.push(refused);
+      return token;
+    },
+  });
+  try {
+    client.start();
+    await eventually(() => client.state === "failed", 10_000, "failed");
+    assert.deepEqual(states, ["connecting", "reconnecting", "failed"]);
+    assert.equal(refusals.length, 1);
+    assert.equal(refusals[0].code, 4403);
+    assert.deepEqual(client.failure, refusals[0]);
+    assert.match(client.failure.reason, /forbidden|expired/i); // the server's close reason
+    assert.deepEqual(retries, [], "no reconnect with the refused token");
+    assert.equal(errors[0]?.code, 4403, "onError got the close");
+
+    token = server.userToken; // the app signed in again
+    client.start();
+    await eventually(() => client.state === "live", 10_000, "live");
+    assert.equal(client.failure, null);
+    assert.deepEqual(states.slice(3), ["connecting", "live"]);
+  } finally {
+    await client.dispose();
+  }
+});
+
+test("too many connections (4403 with the same token): failed with the server's reason", async () => {
+  // A plain graphql-ws connection of the same user holds the one slot the strict server allows.
+  const holder = createClient({
+    url: strict.wsUrl,
+    webSocketImpl: WebSocket,
+    lazy: false,
+    retryAttempts: 0,
+    connectionParams: { authorization: `Bearer ${server.userToken}` },
+  });
+  const { client, retries } = tidingsClient({ url: strict.graphqlUrl, getToken: () => server.userToken });
+  try {
+    await new Promise((resolve, reject) => {
+      holder.on("connected", resolve);
+      holder.on("closed", (event) => reject(new Error(`the holder was closed: ${event.code} ${event.reason}`)));
+    });
+    client.start();
+    await eventually(() => client.state === "failed", 10_000, "failed");
+    assert.deepEqual(client.failure, { code: 4403, reason: "Too many connections" });
+    assert.deepEqual(retries, []);
+  } finally {
+    await client.dispose();
+    await holder.dispose();
+  }
+});
+
+test("a document over the server's limits: failed with GRAPHQL_PARSE_FAILED and the reason, not retried", async () => {
+  const { client, errors, retries, states } = tidingsClient({
+    url: strict.graphqlUrl,
+    getToken: () => env("TIDINGS_SECOND_USER_TOKEN"),
+  });
+  try {
+    client.start();
+    await eventually(() => client.state === "failed", 10_000, "failed");
+    assert.equal(client.failure.code, "GRAPHQL_PARSE_FAILED");
+    assert.match(client.failure.reason, /10 tokens/);
+    assert.deepEqual(states, ["connecting", "live", "failed"]);
+    assert.deepEqual(retries, [], "no reconnect");
+    assert.equal(errors.length, 1);
+  } finally {
+    await client.dispose();
+  }
+  assert.equal(client.state, "stopped");
+  assert.equal(client.failure, null);
+});
+
+test("a token that comes later than the server waits (4408): retried, then live", async () => {
+  let calls = 0;
+  const { client, errors, retries, states } = tidingsClient({
+    getToken: async () => {
+      // The first one only once the server gave up waiting for connection_init (TIDINGS_CONNECTION_INIT_TIMEOUT).
+      if (calls++ === 0) await eventually(() => errors.length > 0, 30_000, "the server's close");
+      return server.userToken;
+    },
+  });
+  try {
+    client.start();
+    await eventually(() => client.state === "live", 30_000, "live");
+    assert.deepEqual(
+      errors.map((error) => [error.code, error.reason]),
+      [[4408, "Connection initialisation timeout"]],
+    );
+    assert.deepEqual(retries, [1]);
+    assert.deepEqual(states, ["connecting", "reconnecting", "live"]);
+  } finally {
+    await client.dispose();
+  }
+});
+
+/**
+ * A graphql-transport-ws peer that closes each connection after its connection_init with the next of `closes`
+ * ([code, reason], "drop" for a connection lost without a close frame, "none" for one without a code), and accepts
+ * it once they have run out. For the codes no tidings server sends on purpose.
+ */
+async function closingPeer(closes) {
+  const peer = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise((resolve) => peer.once("listening", resolve));
+  const state = { connections: 0, url: `ws://127.0.0.1:${peer.address().port}/graphql`, close: () => peer.close() };
+  peer.on("connection", (socket) => {
+    const close = closes[state.connections++];
+    socket.on("message", (data) => {
+      if (JSON.parse(String(data)).type !== "connection_init") return;
+      if (close === undefined) socket.send(JSON.stringify({ type: "connection_ack" }));
+      else if (close === "drop") socket.terminate();
+      else if (close === "none") socket.close();
+      else socket.close(...close);
+    });
+  });
+  return state;
+}
+
+const FATAL_CODES = [1002, 1003, 1007, 1008, 1009, 1010, 1011, 4004, 4005, 4400, 4401, 4406, 4409, 4429, 4500];
+const RETRIED = [[1000], [1001], ["none", 1005], ["drop", 1006], [1012], [1013], [1014], [4403], [4408], [4499], [4504]];
+
+test("every close graphql-ws treats as fatal: failed with its code and reason, no second connection", async () => {
+  for (const code of FATAL_CODES) {
+    const peer = await closingPeer([[code, `closed with ${code}`]]);
+    const { client, retries } = tidingsClient({ wsUrl: peer.url, getToken: () => "token" });
+    try {
+      client.start();
+      await eventually(() => client.state !== "connecting", 10_000, `a state after ${code}`);
+      assert.deepEqual([client.state, client.failure], ["failed", { code, reason: `closed with ${code}` }]);
+      assert.deepEqual([retries, peer.connections], [[], 1], `${code}`);
+    } finally {
+      await client.dispose();
+      peer.close();
+    }
+  }
+});
+
+test("every close graphql-ws retries: reconnects with backoff and goes live", async () => {
+  for (const [close, code = close] of RETRIED) {
+    const peer = await closingPeer([typeof close === "number" ? [close, "try again"] : close]);
+    // A 4403 asks getToken again: this peer takes any token.
+    let token = 0;
+    const { client, errors } = tidingsClient({ wsUrl: peer.url, getToken: () => `token ${token++}` });
+    try {
+      client.start();
+      await eventually(() => client.state === "live", 10_000, `live after ${code}`);
+      assert.equal(peer.connections, 2, `${code}`);
+      assert.equal(client.failure, null);
+      if (code !== 1000) assert.equal(errors[0]?.code, code); // graphql-ws retries a 1000 by itself, unreported
+    } finally {
+      await client.dispose();
+      peer.close();
+    }
+  }
+});
+
+test("a getToken that fails is reported and retried like a network error", async () => {
+  let calls = 0;
+  const { client, errors, retries } = tidingsClient({
+    getToken: () => {
+      if (calls++ === 0) throw new Error("the sign-in service is unreachable");
+      return server.userToken;
+    },
+  });
+  try {
+    client.start();
+    await eventually(() => client.state === "live", 10_000, "live");
+    assert.deepEqual(errors.map((error) => error.message), ["the sign-in service is unreachable"]);
+    assert.deepEqual(retries, [1]);
+  } finally {
+    await client.dispose();
+  }
+});
+
+test("the client's operations are those of graphql/operations/, generated at build time", () => {
+  assert.deepEqual(Object.keys(clientOperations).sort(), Object.keys(operations).sort());
+  for (const [name, text] of Object.entries(operations)) assert.equal(clientOperations[name], print(parse(text)), name);
 });

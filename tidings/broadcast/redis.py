@@ -76,6 +76,16 @@ class RedisBackend:
         self._subscriber = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0), **timeouts)
         try:
             self._pubsub = await self._open_pubsub()
+        except CONNECTION_ERRORS as error:
+            # Start as after a loss at run time: unhealthy (/readyz 503), creates still written and synced to open
+            # sockets, and the reader connects with backoff, then catches every subscriber up.
+            self._lost_at = asyncio.get_running_loop().time()
+            logger.warning(
+                "broadcast: cannot reach Redis at TIDINGS_BROADCAST_URL (%s); serving without live wake-ups (/readyz "
+                "503) until it can be reached",
+                error,
+            )
+            return
         except BaseException:
             await self.disconnect()
             raise

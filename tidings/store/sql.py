@@ -60,6 +60,7 @@ from tidings.store.records import (
 T = TypeVar("T")
 
 EPOCH_KEY = "feed_epoch"
+PURGE_BATCH = 5000  # rows per retention transaction (TIDINGS_RETENTION_BATCH_SIZE)
 
 # createNotification without an idempotency key on PostgreSQL, in one statement and one round trip: the upsert takes
 # the feed row's lock and the next position, the notification and its event are written at that position, and the
@@ -757,17 +758,32 @@ class SqlStore:
 
     # -- retention ----------------------------------------------------------------------------------------------
 
-    async def purge_before(self, cutoff: datetime) -> tuple[int, int]:
+    async def purge_before(self, cutoff: datetime, *, batch_size: int = PURGE_BATCH) -> tuple[int, int]:
         """Forget events and tombstones older than `cutoff`; returns (events, tombstones) removed.
 
-        A cursor from before the purge then finds its next event missing and gets RESYNC.
+        In batches of `batch_size` rows, each its own transaction: a backlog of any size never runs into the
+        statement timeout, and on SQLite writers wait for one batch, not for the whole purge. A cursor from before
+        the purge then finds its next event missing and gets RESYNC.
         """
-        async with self._write() as conn:
-            removed_events = (await conn.execute(events.delete().where(events.c.created_at < cutoff))).rowcount
-            removed_tombstones = (
-                await conn.execute(notifications.delete().where(notifications.c.deleted_at < cutoff))
-            ).rowcount
+        old_events = sa.tuple_(events.c.user_id, events.c.seq).in_(
+            sa.select(events.c.user_id, events.c.seq).where(events.c.created_at < cutoff).limit(batch_size)
+        )
+        old_tombstones = notifications.c.id.in_(
+            sa.select(notifications.c.id).where(notifications.c.deleted_at < cutoff).limit(batch_size)
+        )
+        removed_events = await self._delete_in_batches(events.delete().where(old_events), batch_size)
+        removed_tombstones = await self._delete_in_batches(notifications.delete().where(old_tombstones), batch_size)
         return removed_events, removed_tombstones
+
+    async def _delete_in_batches(self, statement: sa.Delete, batch_size: int) -> int:
+        removed = 0
+        while True:
+            async with self._write() as conn:
+                batch = (await conn.execute(statement)).rowcount
+            removed += batch
+            if batch < batch_size:
+                return removed
+            await asyncio.sleep(0)  # let the writers that waited for this batch go first
 
 
 def _feed_position(values: Any) -> FeedPosition:

@@ -35,6 +35,7 @@ const STATE_LABELS: Record<ConnectionState, string> = {
   reconnecting: "Reconnecting…",
   resyncing: "Resyncing…",
   stopped: "Offline",
+  failed: "Disconnected",
 };
 const TYPE_ICONS: Record<Notification["type"], string> = { INFO: "i", SUCCESS: "✓", WARNING: "!", ERROR: "×" };
 
@@ -96,6 +97,8 @@ let signInCode: string | null = null;
 function renderConnection(state: ConnectionState): void {
   ui.connection.dataset.state = state;
   ui.connection.querySelector(".label")!.textContent = STATE_LABELS[state];
+  // Why it gave up (the server's close reason), for the one who hovers.
+  ui.connection.title = state === "failed" && client?.failure ? `${client.failure.code} ${client.failure.reason}` : "";
 }
 
 function renderBadge(): void {

@@ -3,54 +3,66 @@
 // graphql-ws reconnects by itself, but resubscribes with the variables it started with, so a client that passed
 // `after: feedCursor` replays from that old cursor, and one that passed nothing misses what came while it was away.
 // This client owns the reconnect loop instead: every (re)subscribe passes the cursor of the last event received.
-import { type Client as WsClient, createClient } from "graphql-ws";
+import { CloseCode, type Client as WsClient, createClient } from "graphql-ws";
 
-import * as operations from "./operations.js";
+import * as operations from "./generated/operations.js";
+import type {
+  MarkAllNotificationsReadMutation,
+  MarkNotificationReadMutation,
+  NotificationEventsSubscription,
+  NotificationEventsSubscriptionVariables,
+  NotificationsQuery,
+  NotificationsQueryVariables,
+  TypedDocumentString,
+} from "./generated/operations.js";
 
+/**
+ * The operations of graphql/operations/ as typed text (`operations.Notifications`), with the types of their results
+ * and variables (`operations.NotificationsQuery`, `operations.NotificationsQueryVariables`), generated at build time
+ * from graphql/schema.graphql.
+ */
 export { operations };
+export type { TypedDocumentString };
 
-export type NotificationType = "INFO" | "SUCCESS" | "WARNING" | "ERROR";
-export type EventKind = "CREATED" | "READ" | "ALL_READ" | "DELETED" | "RESYNC";
-/** `stopped` before `start()` and after `stop()`; `resyncing` while the `onResync` refetch runs. */
-export type ConnectionState = "connecting" | "live" | "reconnecting" | "resyncing" | "stopped";
+/** One change to the user's notifications, as `NotificationEvents.graphql` selects it. */
+export type NotificationEvent = NotificationEventsSubscription["notificationEvents"];
+/** A notification, as the operations select it. */
+export type Notification = NonNullable<NotificationEvent["notification"]>;
+export type NotificationType = operations.NotificationType;
+export type EventKind = operations.NotificationEventKind;
+/** A page of the list (`Notifications.graphql`): subscribe after its `feedCursor` to miss nothing after it. */
+export type NotificationPage = NotificationsQuery["notifications"];
+export type MarkAllReadResult = MarkAllNotificationsReadMutation["markAllNotificationsRead"];
 
-export interface Notification {
-  id: string;
-  userId: string;
-  type: NotificationType;
-  title: string;
-  message: string;
-  data: Record<string, unknown> | null;
-  read: boolean;
-  readAt: string | null;
-  createdAt: string;
-  sequence: number;
+/**
+ * `stopped` before `start()` and after `stop()`; `resyncing` while the `onResync` refetch runs; `failed` after a
+ * close that a retry cannot mend (see `failure`), until `start()` tries again.
+ */
+export type ConnectionState = "connecting" | "live" | "reconnecting" | "resyncing" | "stopped" | "failed";
+
+/** A WebSocket close: why the client stopped by itself (state `failed`), or why a token was refused. */
+export interface CloseInfo {
+  code: number;
+  reason: string;
 }
 
-export interface NotificationEvent {
-  kind: EventKind;
-  /** Resume point: the client passes the last one as `after` when it resubscribes. */
-  cursor: string;
-  sequence: number;
-  unreadCount: number;
-  upToSequence: number | null;
-  count: number | null;
-  notification: Notification | null;
+/**
+ * Why the client stopped by itself (state `failed`): a close code and reason, or the `extensions.code` and message of
+ * an error the server answered the subscription with that a retry would get again (the document does not parse or
+ * validate, the operation is refused).
+ */
+export interface Failure {
+  code: number | string;
+  reason: string;
 }
 
-export interface NotificationPage {
-  edges: { cursor: string; node: Notification }[];
-  pageInfo: { hasNextPage: boolean; endCursor: string | null };
-  unreadCount: number;
-  /** Subscribe after this to miss nothing that happened after the page was read. */
-  feedCursor: string;
-}
-
-export interface MarkAllReadResult {
-  count: number;
-  unreadCount: number;
-  cursor: string;
-}
+/** Errors the server answers a subscription with before it starts, and would answer again on every retry. */
+const FATAL_ERROR_CODES: ReadonlySet<unknown> = new Set([
+  "GRAPHQL_PARSE_FAILED",
+  "GRAPHQL_VALIDATION_FAILED",
+  "OPERATION_RESOLUTION_FAILURE",
+  "FORBIDDEN",
+]);
 
 /** A GraphQL error answered by the server, with its `extensions.code` (`UNAUTHENTICATED`, `BAD_USER_INPUT`...). */
 export class TidingsError extends Error {
@@ -68,14 +80,18 @@ export interface TidingsClientOptions {
   url: string;
   /** The WebSocket endpoint; default: `url` with `ws:`/`wss:`. */
   wsUrl?: string;
-  /** Called for every connection and request, so a refreshed token is used on the next reconnect. */
-  getToken: () => string | Promise<string>;
+  /**
+   * Called for every connection and request, so a refreshed token is used on the next reconnect. After the server
+   * refused a connection's token (`4403`: expired, invalid, too many connections), it is called with that close:
+   * return a fresh token to reconnect with it, or the refused one to give up (state `failed`).
+   */
+  getToken: (refused?: CloseInfo) => string | Promise<string>;
   /**
    * Events were missed beyond recovery (`RESYNC`), or the server refused the cursor it was given (null): refetch the
    * list. Later events wait until it settles.
    */
   onResync?: (event: NotificationEvent | null) => void | Promise<void>;
-  /** Connection problems and callback failures (the client keeps going). */
+  /** Connection problems (the close event, the GraphQL errors...) and callback failures, fatal or not. */
   onError?: (error: unknown) => void;
   /** Milliseconds before reconnect attempt `attempt` (1, 2, ...). Default: 0.25-0.5 s doubling up to 15-30 s. */
   retryDelay?: (attempt: number) => number;
@@ -103,6 +119,45 @@ function graphqlErrors(error: unknown): readonly { message: string; extensions?:
   return Array.isArray(error) ? error : null;
 }
 
+function closeInfo(error: unknown): CloseInfo | null {
+  if (typeof error !== "object" || error === null || !("code" in error) || typeof error.code !== "number") return null;
+  return { code: error.code, reason: "reason" in error && typeof error.reason === "string" ? error.reason : "" };
+}
+
+/** WebSocket close codes of RFC 6455 that graphql-ws clients retry: the connection, not the request, went wrong. */
+const WebSocketClose = {
+  NormalClosure: 1000,
+  GoingAway: 1001, // tidings: keep-alive timeout
+  NoStatusReceived: 1005,
+  AbnormalClosure: 1006, // network error, no close frame
+  ServiceRestart: 1012, // tidings: shutting down
+  TryAgainLater: 1013, // tidings: slow consumer
+  BadGateway: 1014,
+} as const;
+const RETRIED_WEBSOCKET_CODES: ReadonlySet<number> = new Set(Object.values(WebSocketClose));
+
+const FATAL_PROTOCOL_CODES: ReadonlySet<number> = new Set([
+  CloseCode.InternalServerError, // 4500
+  CloseCode.InternalClientError, // 4005
+  CloseCode.BadRequest, // 4400: e.g. a document over the server's limits
+  CloseCode.BadResponse, // 4004
+  CloseCode.Unauthorized, // 4401
+  CloseCode.SubprotocolNotAcceptable, // 4406
+  CloseCode.SubscriberAlreadyExists, // 4409
+  CloseCode.TooManyInitialisationRequests, // 4429
+]);
+
+/**
+ * The closes after which reconnecting would only be refused the same way, as graphql-ws decides
+ * (`isFatalInternalCloseCode` and its list of fatal `CloseCode`s): every other 1xxx code (1009: a message too big
+ * for the server, 1011: a server error...) and the protocol errors. 4403 (token refused), 4408 (init timeout), 4499,
+ * 4504 and any other code are retried.
+ */
+function isFatal(code: number): boolean {
+  if (code >= 1000 && code <= 1999) return !RETRIED_WEBSOCKET_CODES.has(code);
+  return FATAL_PROTOCOL_CODES.has(code);
+}
+
 export class TidingsClient {
   readonly #options: TidingsClientOptions;
   readonly #ws: WsClient;
@@ -111,6 +166,9 @@ export class TidingsClient {
   readonly #counts = new Set<Listener<number | null>>();
   readonly #seen = new Set<string>(); // insertion-ordered: the oldest cursor is forgotten first
   #state: ConnectionState = "stopped";
+  #failure: Failure | null = null;
+  #connectionToken: string | null = null; // the token sent on the last connection: a 4403 refused it
+  #nextToken: string | null = null; // fresh token from getToken(refused), for the next connection
   #unreadCount: number | null = null;
   #delivered: string | null = null; // cursor of the last event handed to listeners
   #received: string | null = null; // cursor of the last event received (possibly still queued): resume after it
@@ -131,7 +189,12 @@ export class TidingsClient {
       lazy: true,
       // Our loop retries, so that every resubscribe carries the last cursor rather than the first one.
       retryAttempts: 0,
-      connectionParams: async () => ({ authorization: `Bearer ${await options.getToken()}` }),
+      connectionParams: async () => {
+        const token = this.#nextToken ?? (await options.getToken());
+        this.#nextToken = null;
+        this.#connectionToken = token;
+        return { authorization: `Bearer ${token}` };
+      },
       on: {
         connected: () => {
           this.#connected = true;
@@ -145,9 +208,17 @@ export class TidingsClient {
     });
   }
 
-  /** `connecting`, `live`, `reconnecting`, `resyncing` or `stopped`. */
+  /** `connecting`, `live`, `reconnecting`, `resyncing`, `stopped` or `failed`. */
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /**
+   * In state `failed`: the close code and reason that stopped the client (4400, 4500, a refused token...), or the
+   * `extensions.code` and message of an error every retry would get (`GRAPHQL_VALIDATION_FAILED`...); else null.
+   */
+  get failure(): Failure | null {
+    return this.#failure;
   }
 
   /** The unread count after the last event delivered (or the one passed to `start`); null when unknown. */
@@ -173,9 +244,11 @@ export class TidingsClient {
     return this.#listen(this.#counts, listener);
   }
 
-  /** Start following the user's events. */
+  /** Start following the user's events (again, after `stop()` or a failure). */
   start({ after, unreadCount }: StartOptions = {}): void {
     if (this.#running) return;
+    this.#failure = null;
+    this.#attempt = 0;
     if (after !== undefined) this.#delivered = this.#received = after;
     if (unreadCount !== undefined) this.#setUnreadCount(unreadCount);
     this.#running = true;
@@ -185,14 +258,8 @@ export class TidingsClient {
 
   /** Stop following; `start()` continues after the last delivered event. */
   stop(): void {
-    this.#running = false;
-    this.#generation++;
-    clearTimeout(this.#retryTimer);
-    this.#unsubscribe?.();
-    this.#unsubscribe = null;
-    this.#session++;
-    this.#seen.clear(); // the next start() resumes after the last delivered event: nothing to repeat
-    this.#received = this.#delivered;
+    this.#halt();
+    this.#failure = null;
     this.#setState("stopped");
   }
 
@@ -203,18 +270,13 @@ export class TidingsClient {
   }
 
   /** A page of notifications, newest first (`Notifications.graphql`). */
-  async notifications(variables: { first?: number; after?: string | null } = {}): Promise<NotificationPage> {
-    const data = await this.request<{ notifications: NotificationPage }>(operations.Notifications, variables);
-    return data.notifications;
+  async notifications(variables: NotificationsQueryVariables = {}): Promise<NotificationPage> {
+    return (await this.request(operations.Notifications, variables)).notifications;
   }
 
   /** Mark one notification read; every device gets `READ`. */
-  async markRead(id: string): Promise<Pick<Notification, "id" | "read" | "readAt">> {
-    const data = await this.request<{ markNotificationRead: Pick<Notification, "id" | "read" | "readAt"> }>(
-      operations.MarkNotificationRead,
-      { id },
-    );
-    return data.markNotificationRead;
+  async markRead(id: string): Promise<MarkNotificationReadMutation["markNotificationRead"]> {
+    return (await this.request(operations.MarkNotificationRead, { id })).markNotificationRead;
   }
 
   /**
@@ -222,22 +284,26 @@ export class TidingsClient {
    * arrived after is not silently marked read. Every device gets one `ALL_READ`.
    */
   async markAllRead(upTo: string | null = this.#delivered): Promise<MarkAllReadResult> {
-    const data = await this.request<{ markAllNotificationsRead: MarkAllReadResult }>(
-      operations.MarkAllNotificationsRead,
-      { upTo },
-    );
-    return data.markAllNotificationsRead;
+    return (await this.request(operations.MarkAllNotificationsRead, { upTo })).markAllNotificationsRead;
   }
 
-  /** Any GraphQL operation over HTTP with the current token. */
-  async request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  /**
+   * Any GraphQL operation over HTTP with the current token: one of `operations` (its result and variables typed), or
+   * any document text with the result type you expect.
+   */
+  request<TResult, TVariables>(
+    document: TypedDocumentString<TResult, TVariables>,
+    ...variables: Record<string, never> extends TVariables ? [TVariables?] : [TVariables]
+  ): Promise<TResult>;
+  request<TResult>(query: string & { readonly __apiType?: never }, variables?: Record<string, unknown>): Promise<TResult>;
+  async request(query: string, variables: unknown = {}): Promise<unknown> {
     const fetcher = this.#options.fetch ?? fetch;
     const response = await fetcher(this.#options.url, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${await this.#options.getToken()}` },
       body: JSON.stringify({ query, variables }),
     });
-    let body: { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
+    let body: { data?: unknown; errors?: { message: string; extensions?: { code?: string } }[] };
     try {
       body = await response.json();
     } catch {
@@ -252,8 +318,9 @@ export class TidingsClient {
   #subscribe(): void {
     const generation = ++this.#generation;
     const current = () => generation === this.#generation && this.#running;
-    this.#unsubscribe = this.#ws.subscribe<{ notificationEvents: NotificationEvent }>(
-      { query: operations.NotificationEvents, variables: { after: this.#received } },
+    const variables: NotificationEventsSubscriptionVariables = { after: this.#received };
+    this.#unsubscribe = this.#ws.subscribe<NotificationEventsSubscription>(
+      { query: operations.NotificationEvents, variables },
       {
         next: (result) => {
           if (!current()) return;
@@ -271,12 +338,47 @@ export class TidingsClient {
     );
   }
 
+  #halt(): void {
+    this.#running = false;
+    this.#generation++;
+    clearTimeout(this.#retryTimer);
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    this.#session++;
+    this.#seen.clear(); // the next start() resumes after the last delivered event: nothing to repeat
+    this.#received = this.#delivered;
+    this.#nextToken = null;
+  }
+
+  /** Stop by ourselves: a retry would be refused the same way. */
+  #fail(failure: Failure): void {
+    this.#halt();
+    this.#failure = failure;
+    this.#setState("failed");
+  }
+
   #retry(error: unknown): void {
     this.#generation++; // ignore whatever the old subscription still says
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     if (error !== null) this.#report(error);
-    const codes = graphqlErrors(error)?.map((e) => e.extensions?.code) ?? [];
+    const close = closeInfo(error);
+    if (close !== null && isFatal(close.code)) {
+      this.#fail(close);
+      return;
+    }
+    if (close?.code === CloseCode.Forbidden) {
+      this.#setState(this.#state === "resyncing" ? "resyncing" : "reconnecting");
+      void this.#refreshToken(close, this.#generation);
+      return;
+    }
+    const errors = graphqlErrors(error) ?? [];
+    const fatal = errors.find((e) => FATAL_ERROR_CODES.has(e.extensions?.code));
+    if (fatal !== undefined) {
+      this.#fail({ code: String(fatal.extensions?.code), reason: fatal.message });
+      return;
+    }
+    const codes = errors.map((e) => e.extensions?.code);
     if (codes.includes("BAD_USER_INPUT")) {
       // The cursor is not one this server can read: start from now, and let the app refetch what it shows.
       this.#received = null;
@@ -284,6 +386,28 @@ export class TidingsClient {
       this.#delivery = this.#delivery.then(() => (session === this.#session ? this.#resync(null) : undefined));
     }
     this.#setState(this.#state === "resyncing" ? "resyncing" : "reconnecting");
+    this.#reconnectLater();
+  }
+
+  /** After a 4403: reconnect with a fresh token, or fail if the app has none but the refused one. */
+  async #refreshToken(refused: CloseInfo, generation: number): Promise<void> {
+    const used = this.#connectionToken;
+    let token: string | null = null;
+    try {
+      token = await this.#options.getToken(refused);
+    } catch (error) {
+      this.#report(error); // the next connection asks again
+    }
+    if (generation !== this.#generation || !this.#running) return; // stopped meanwhile
+    if (token !== null && token === used) {
+      this.#fail(refused);
+      return;
+    }
+    this.#nextToken = token;
+    this.#reconnectLater();
+  }
+
+  #reconnectLater(): void {
     const delay = (this.#options.retryDelay ?? defaultRetryDelay)(++this.#attempt);
     this.#retryTimer = setTimeout(() => {
       if (this.#running) this.#subscribe();
