@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,15 @@ NOTIFICATION_FIELDS = [
     "id", "userId", "type", "title", "message", "data", "read", "readAt", "createdAt", "sequence", "__typename",
 ]  # fmt: skip
 EVENTS_PER_RUN = 6  # what `_make_events` causes
+# The fields of issue 12's inbox (seen, archive, categories) and the events that change them.
+INBOX_EVENT_FIELDS = [
+    *EVENT_FIELDS,
+    "unseenCount",
+    "category",
+    "categoryCounts { unseenCount __typename category unreadCount }",
+]
+INBOX_NOTIFICATION_FIELDS = [*NOTIFICATION_FIELDS, "seen", "seenAt", "archived", "archivedAt", "category"]
+INBOX_EVENTS_PER_RUN = 10  # what `_make_inbox_events` causes
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +59,23 @@ def both_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
 
 def _selection(rng: random.Random, fields: list[str]) -> str:
     chosen = rng.sample(fields, rng.randint(1, len(fields)))
-    return " ".join(f"{name}{rng.randint(0, 99)}: {name}" if rng.random() < 0.3 else name for name in chosen)
+    # A field may come with its selection ("categoryCounts { category }"): the alias names the field.
+    return " ".join(f"{name.split()[0]}{rng.randint(0, 99)}: {name}" if rng.random() < 0.3 else name for name in chosen)
 
 
-def generated_documents(seed: int, count: int) -> list[tuple[str, str]]:
+def generated_documents(
+    seed: int,
+    count: int,
+    event_fields: list[str] = EVENT_FIELDS,
+    notification_fields: list[str] = NOTIFICATION_FIELDS,
+) -> list[tuple[str, str]]:
     """(document, how `after` is passed): random subsets and orders of fields, aliases, a root alias, names."""
     rng = random.Random(seed)
     documents = []
     for index in range(count):
-        inner = _selection(rng, EVENT_FIELDS)
+        inner = _selection(rng, event_fields)
         if rng.random() < 0.8:
-            inner += f" notification {{ {_selection(rng, NOTIFICATION_FIELDS)} }}"
+            inner += f" notification {{ {_selection(rng, notification_fields)} }}"
         root = "events: notificationEvents" if rng.random() < 0.3 else "notificationEvents"
         if rng.random() < 0.5:
             header, arguments, mode = f"subscription Generated{index}($after: String)", "(after: $after)", "variable"
@@ -116,6 +131,23 @@ async def _make_events(url: str, user: str) -> None:
     await gql(url, "mutation { markAllNotificationsRead { count } }", bearer=bearer)
 
 
+async def _make_inbox_events(url: str, user: str) -> None:
+    """Each kind of event of the inbox, with and without a category."""
+    bearer = token(user)
+    first = await create(url, user, "Grüße 🎉", category="comments", data={"n": [1, None]})
+    await create(url, user, "plain")
+    await create(url, user, "bill", category="billing.invoices")
+    one = "mutation($id: ID!) { %s(id: $id) { id } }"
+    await gql(url, "mutation { markAllNotificationsSeen { count } }", bearer=bearer)
+    await gql(url, one % "markNotificationRead", {"id": first["id"]}, bearer=bearer)
+    await gql(url, one % "markNotificationUnread", {"id": first["id"]}, bearer=bearer)
+    await gql(url, one % "archiveNotification", {"id": first["id"]}, bearer=bearer)
+    await gql(url, one % "unarchiveNotification", {"id": first["id"]}, bearer=bearer)
+    await gql(url, "mutation { archiveAllRead { count } }", bearer=bearer)  # nothing read: no event
+    await gql(url, one % "markNotificationRead", {"id": first["id"]}, bearer=bearer)
+    await gql(url, "mutation { archiveAllRead { count } }", bearer=bearer)
+
+
 async def _start_cursor(url: str, user: str) -> str:
     page = await gql(url, "{ notifications(first: 1) { feedCursor } }", bearer=token(user))
     cursor: str = page["data"]["notifications"]["feedCursor"]
@@ -125,17 +157,39 @@ async def _start_cursor(url: str, user: str) -> str:
 async def test_projected_and_standard_paths_send_identical_frames_live_and_replayed(
     both_paths: tuple[ServerProcess, ServerProcess], user: str
 ) -> None:
+    await _compare_frames(both_paths, user, documents(), _make_events, EVENTS_PER_RUN)
+
+
+async def test_inbox_fields_and_kinds_send_identical_frames_on_both_paths(
+    both_paths: tuple[ServerProcess, ServerProcess], user: str
+) -> None:
+    docs = [
+        (EVENTS, "variable"),
+        ((OPERATIONS / "NotificationEvents.graphql").read_text(), "variable"),
+        *generated_documents(20261202, 24, INBOX_EVENT_FIELDS, INBOX_NOTIFICATION_FIELDS),
+    ]
+    await _compare_frames(both_paths, user, docs, _make_inbox_events, INBOX_EVENTS_PER_RUN)
+
+
+async def _compare_frames(
+    both_paths: tuple[ServerProcess, ServerProcess],
+    user: str,
+    docs: list[tuple[str, str]],
+    make_events: Callable[[str, str], Awaitable[None]],
+    events_per_run: int,
+) -> None:
+    """The same documents on both servers, the same events live and then replayed: the same frames, as text."""
     projected, standard = both_paths
-    docs = documents()
+    before = await _subscribes(projected), await _subscribes(standard)
     start = await _start_cursor(projected.graphql_url, user)
-    count = len(docs) * EVENTS_PER_RUN
+    count = len(docs) * events_per_run
     async with (
         await WSClient.connected(projected.ws_url, token(user)) as on_projected,
         await WSClient.connected(standard.ws_url, token(user)) as on_standard,
     ):
         await _subscribe_all(on_projected, docs, start)
         await _subscribe_all(on_standard, docs, start)
-        await _make_events(projected.graphql_url, user)  # live (or caught up, if a subscription was still starting)
+        await make_events(projected.graphql_url, user)  # live (or caught up, if a subscription was still starting)
         live = await asyncio.gather(_frames(on_projected, count), _frames(on_standard, count))
     async with (
         await WSClient.connected(projected.ws_url, token(user)) as on_projected,
@@ -153,9 +207,10 @@ async def test_projected_and_standard_paths_send_identical_frames_live_and_repla
         assert len(by_operation) == len(docs)
         for operation_id, (mine, reference) in by_operation.items():
             assert mine == reference, f"{operation_id}: {docs[int(operation_id[2:]) - 1][0]}"
-            assert [orjson.loads(text)["type"] for text in mine] == ["next"] * EVENTS_PER_RUN
-    assert await _subscribes(projected) == {"projected": 2 * len(docs)}
-    assert await _subscribes(standard) == {"standard": 2 * len(docs)}
+            assert [orjson.loads(text)["type"] for text in mine] == ["next"] * events_per_run
+    # Every document was projected on the fast server, none on the standard one.
+    assert _added(before[0], await _subscribes(projected)) == {"projected": 2 * len(docs)}
+    assert _added(before[1], await _subscribes(standard)) == {"standard": 2 * len(docs)}
 
 
 async def test_resync_and_documents_the_projection_does_not_cover_match_too(
@@ -211,6 +266,11 @@ def test_generated_documents_cover_every_field() -> None:
     text = " ".join(document for document, _ in generated_documents(seed=20261201, count=24))
     for name in {*EVENT_FIELDS, *NOTIFICATION_FIELDS, "events: notificationEvents", '"AFTER"', "$after"}:
         assert name in text, name
+    inbox = " ".join(
+        document for document, _ in generated_documents(20261202, 24, INBOX_EVENT_FIELDS, INBOX_NOTIFICATION_FIELDS)
+    )
+    for name in {*INBOX_EVENT_FIELDS, *INBOX_NOTIFICATION_FIELDS}:
+        assert name in inbox, name
 
 
 async def _post(server: ServerProcess, body: bytes, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
@@ -329,3 +389,45 @@ def _without_what_is_new(body: bytes) -> Any:
     text = re.sub(r'"id":"[0-9a-f-]{36}"', '"id":"…"', text)
     text = re.sub(r'"createdAt":"[^"]+"', '"createdAt":"…"', text)
     return re.sub(r'"sequence":\d+', '"sequence":0', text)
+
+
+async def test_inbox_requests_answer_alike_on_both_paths(
+    both_paths: tuple[ServerProcess, ServerProcess], user: str
+) -> None:
+    """Categories on the createNotification plan, the inbox's queries and their refusals: the same bytes."""
+    projected, standard = both_paths
+    create_document = (OPERATIONS / "CreateNotification.graphql").read_text()
+    operations = {path.stem: path.read_text() for path in OPERATIONS.glob("*.graphql")}
+    reader = f"{user}-reader"  # whose inbox does not change while both servers are asked
+    made = await create(projected.graphql_url, reader, "Grüße", category="comments")
+    await create(projected.graphql_url, reader, "bill", category="billing")
+    archive = "mutation($id: ID!) { archiveNotification(id: $id) { id } }"
+    await gql(projected.graphql_url, archive, {"id": made["id"]}, bearer=token(reader))
+    good = {"userId": user, "title": "Grüße", "message": "m", "category": "comments"}
+    counts = "query($c: String) { unreadCount(category: $c) unseenCount(category: $c) }"
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        (create_document, {"input": good}, service_token()),
+        (create_document, {"input": {**good, "category": None}}, service_token()),
+        (create_document, {"input": {**good, "category": "no spaces"}}, service_token()),
+        (create_document, {"input": {**good, "category": "x" * 65}}, service_token()),
+        (create_document, {"input": {**good, "category": 5}}, service_token()),  # does not coerce
+        (operations["Notifications"], {"filter": {"category": "comments"}}, token(reader)),
+        (operations["Notifications"], {"filter": {"archived": True}}, token(reader)),
+        (operations["Notifications"], {"filter": {"archived": None, "category": "-"}}, token(reader)),
+        (operations["CategoryCounts"], {}, token(reader)),
+        (operations["UnseenCount"], {}, token(reader)),
+        (counts, {"c": "billing"}, token(reader)),
+        (counts, {"c": ""}, token(reader)),
+    ]
+    answers: list[list[tuple[int, str | None, Any]]] = [[], []]
+    for index, server in enumerate((projected, standard)):
+        for document, variables, bearer in cases:
+            headers = {"content-type": "application/json", "authorization": f"Bearer {bearer}"}
+            for _ in range(2):  # the first validates and caches the document, the second is the fast path's
+                status, media_type, body = await _post(
+                    server, orjson.dumps({"query": document, "variables": variables}), headers
+                )
+                answers[index].append((status, media_type, _without_what_is_new(body)))
+    assert answers[0] == answers[1]
+    assert '"category":"comments"' in answers[0][0][2]
+    assert '"archived":true' in answers[0][12][2]

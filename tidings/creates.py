@@ -76,6 +76,7 @@ class CreatePlan:
             type=raw.get("type"),
             data=raw.get("data"),
             idempotency_key=raw.get("idempotencyKey"),
+            category=raw.get("category"),
         )
         from tidings.resolvers import create_notification
 

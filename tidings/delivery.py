@@ -1,11 +1,12 @@
 """The delivery fast path: `notificationEvents` subscriptions whose selection is plain fields, without graphql-core.
 
-Most subscriptions select fields of the event and of its notification, nothing more. For those, the subscribe
-message is compiled once into a `Projection`: the `next` payload is built by reading the event's fields in the
-document's order, encoded once per event and document, and the same text is shared by every local socket of that user
-running the same document. Anything else (fragments, directives, field arguments, duplicate response keys, variables
-that do not coerce, a refusal before the stream starts) takes Strawberry's standard path, which stays the reference:
-`tests/test_delivery_paths.py` runs both on the same events and asserts byte-identical `next` messages.
+Most subscriptions select fields of the event, of its notification and of its category counts, nothing more. For
+those, the subscribe message is compiled once into a `Projection`: the `next` payload is built by reading the event's
+fields in the document's order, encoded once per event and document, and the same text is shared by every local
+socket of that user running the same document. Anything else (fragments, directives, field arguments, duplicate
+response keys, variables that do not coerce, a refusal before the stream starts) takes Strawberry's standard path,
+which stays the reference: `tests/test_delivery_paths.py` runs both on the same events and asserts byte-identical
+`next` messages.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ NOTIFICATION_FIELDS: dict[str, Getter] = {
     "readAt": lambda record: _iso(record.read_at),
     "createdAt": lambda record: record.created_at.isoformat(),
     "sequence": lambda record: record.seq,
+    "seen": lambda record: record.seen_at is not None,
+    "seenAt": lambda record: _iso(record.seen_at),
+    "archived": lambda record: record.archived_at is not None,
+    "archivedAt": lambda record: _iso(record.archived_at),
+    "category": lambda record: record.category,
 }
 EVENT_FIELDS: dict[str, Getter] = {
     "__typename": lambda event: "NotificationEvent",
@@ -65,6 +71,14 @@ EVENT_FIELDS: dict[str, Getter] = {
     "sequence": lambda event: event.seq,
     "upToSequence": lambda event: event.up_to_seq,
     "count": lambda event: event.count,
+    "unseenCount": lambda event: event.unseen_count,
+    "category": lambda event: event.category,
+}
+CATEGORY_COUNT_FIELDS: dict[str, Getter] = {
+    "__typename": lambda counts: "CategoryCount",
+    "category": lambda counts: counts.category,
+    "unreadCount": lambda counts: counts.unread_count,
+    "unseenCount": lambda counts: counts.unseen_count,
 }
 
 
@@ -176,12 +190,17 @@ def root_field(
     return operation, field
 
 
+def _projected(field: FieldNode, getters: Mapping[str, Getter]) -> list[tuple[str, Getter]] | None:
+    """(response key, getter) of a selection of plain fields that `getters` all cover, or None for anything else."""
+    selected = _plain_fields(field)
+    if selected is None or any(node.name.value not in getters for _, node in selected):
+        return None
+    return [(key, getters[node.name.value]) for key, node in selected]
+
+
 def notification_fields(field: FieldNode) -> list[tuple[str, Getter]] | None:
     """(response key, getter) of a selection of plain `Notification` fields, or None for anything else."""
-    selected = _plain_fields(field)
-    if selected is None or any(node.name.value not in NOTIFICATION_FIELDS for _, node in selected):
-        return None
-    return [(key, NOTIFICATION_FIELDS[node.name.value]) for key, node in selected]
+    return _projected(field, NOTIFICATION_FIELDS)
 
 
 def compile_projection(document: DocumentNode, operation_name: str | None, *, epoch: str) -> Projection | None:
@@ -215,6 +234,11 @@ def compile_projection(document: DocumentNode, operation_name: str | None, *, ep
             if inner is None:
                 return None
             fields.append((key, _notification_getter(inner)))
+        elif name == "categoryCounts":
+            counted = _projected(field, CATEGORY_COUNT_FIELDS)
+            if counted is None:
+                return None
+            fields.append((key, _category_counts_getter(counted)))
         elif field.selection_set is not None:
             return None
         elif name == "cursor":
@@ -241,6 +265,13 @@ def _notification_getter(fields: list[tuple[str, Getter]]) -> Getter:
         return None if record is None else {key: get(record) for key, get in fields}
 
     return notification
+
+
+def _category_counts_getter(fields: list[tuple[str, Getter]]) -> Getter:
+    def category_counts(event: FeedEvent) -> object:
+        return [{key: get(counts) for key, get in fields} for counts in event.category_counts]
+
+    return category_counts
 
 
 def projections(*, epoch: Callable[[], str]) -> CompiledDocuments[Projection]:

@@ -333,7 +333,11 @@ class FeedFollower:
     def _resync_at(self, position: FeedPosition) -> FeedEvent:
         self._last = position.seq
         return FeedEvent(
-            user_id=self.user_id, seq=position.seq, kind=EventKind.RESYNC, unread_count=position.unread_count
+            user_id=self.user_id,
+            seq=position.seq,
+            kind=EventKind.RESYNC,
+            unread_count=position.unread_count,
+            unseen_count=position.unseen_count,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -19,19 +20,25 @@ from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, not_found
 from tidings.feed import user_channel
 from tidings.schema import (
+    ArchiveAllResult,
+    CategoryCount,
     CreateNotificationInput,
     MarkAllReadResult,
+    MarkAllSeenResult,
     Notification,
     NotificationConnection,
     NotificationEvent,
     NotificationFilter,
 )
 from tidings.store import (
+    MAX_CATEGORY,
     FeedEvent,
     IdempotencyConflict,
+    MarkAllResult,
     NotFound,
     NotificationRecord,
     NotificationType,
+    SqlStore,
     database_unavailable,
 )
 
@@ -41,6 +48,8 @@ MAX_TITLE = 200
 MAX_MESSAGE = 10_000
 MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
+# Categories name tabs and sit in URLs and CSS classes of clients: a small, safe alphabet.
+CATEGORY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_CATEGORY - 1}}}")
 MAX_PAGE = 100
 OVERLOADED_RETRY_AFTER = 1.0  # seconds a client is asked to wait when this process is saturated
 UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while the broker is (partly) down
@@ -71,6 +80,25 @@ def _feed_cursor(value: str, argument: str) -> FeedCursor:
         raise bad_input(f"{argument} is not a valid feed cursor", argument=argument) from None
 
 
+def _category(value: str | None, argument: str) -> str | None:
+    if value is not None and CATEGORY.fullmatch(value) is None:
+        raise bad_input(
+            f"{argument} must be 1 to {MAX_CATEGORY} letters, digits or _ - . : /, starting with a letter or digit",
+            argument=argument,
+        )
+    return value
+
+
+def _up_to(store: SqlStore, value: str | None) -> int | None:
+    """The feed position of an `upTo` cursor (None: everything so far)."""
+    if value is None:
+        return None
+    cursor = _feed_cursor(value, "upTo")
+    if cursor.epoch != store.epoch:
+        raise bad_input("upTo is a cursor of another database", argument="upTo")
+    return cursor.seq
+
+
 def _validated(data: CreateNotificationInput) -> dict[str, Any]:
     if not data.title.strip():
         raise bad_input("title must not be blank", argument="title")
@@ -90,12 +118,14 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
     key = data.idempotency_key
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise bad_input(f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", argument="idempotencyKey")
+    category = _category(data.category, "category")
     return {
         "type": NotificationType(data.type or NotificationType.INFO),
         "title": data.title,
         "message": data.message,
         "data": data.data,
         "idempotency_key": key,
+        "category": category,
     }
 
 
@@ -195,19 +225,23 @@ class Query:
                 before = decode_page_cursor(after)
             except MalformedCursor:
                 raise bad_input("after is not a valid page cursor", argument="after") from None
+        filter = filter or NotificationFilter()
+        category = _category(filter.category, "category")
         page = await _db(
             info.context,
             lambda: services.store.list_notifications(
                 user_id=user,
                 first=size,
                 before_seq=before,
-                read=filter.read if filter else None,
-                type=NotificationType(filter.type) if filter and filter.type else None,
+                read=filter.read,
+                type=NotificationType(filter.type) if filter.type else None,
+                archived=filter.archived,
+                category=category,
             ),
         )
         return NotificationConnection.from_page(page, services.store.epoch)
 
-    @strawberry.field(description="The user's unread notifications, newest first.")
+    @strawberry.field(description="The user's unread notifications in the inbox (not archived ones), newest first.")
     async def unread_notifications(
         self, info: Info[Context, None], first: int = 50, user_id: strawberry.ID | None = None
     ) -> list[Notification]:
@@ -217,12 +251,44 @@ class Query:
         items = await _db(info.context, lambda: store.unread_notifications(user_id=user, first=size))
         return [Notification.from_record(item) for item in items]
 
-    @strawberry.field(description="How many of the user's notifications are unread.")
-    async def unread_count(self, info: Info[Context, None], user_id: strawberry.ID | None = None) -> int:
+    @strawberry.field(
+        description="How many of the user's notifications are unread (archived ones not counted), or of one category."
+    )
+    async def unread_count(
+        self, info: Info[Context, None], user_id: strawberry.ID | None = None, category: str | None = None
+    ) -> int:
         store = info.context.services.store
         user = info.context.caller.target_user(user_id)
-        position = await _db(info.context, lambda: store.feed_position(user))
-        return position.unread_count
+        name = _category(category, "category")
+        return (await _db(info.context, lambda: store.counts(user, category=name))).unread
+
+    @strawberry.field(
+        description=(
+            "How many of the user's notifications are unseen: the bell's badge, cleared by markAllNotificationsSeen "
+            "when the inbox is opened (archived ones not counted), or of one category."
+        )
+    )
+    async def unseen_count(
+        self, info: Info[Context, None], user_id: strawberry.ID | None = None, category: str | None = None
+    ) -> int:
+        store = info.context.services.store
+        user = info.context.caller.target_user(user_id)
+        name = _category(category, "category")
+        return (await _db(info.context, lambda: store.counts(user, category=name))).unseen
+
+    @strawberry.field(
+        description=(
+            "Unread and unseen counts per category, for tabs with their own badges: every category the user has had "
+            "a notification in, by name (zero counts included)."
+        )
+    )
+    async def category_counts(
+        self, info: Info[Context, None], user_id: strawberry.ID | None = None
+    ) -> list[CategoryCount]:
+        store = info.context.services.store
+        user = info.context.caller.target_user(user_id)
+        counts = await _db(info.context, lambda: store.category_counts(user))
+        return [CategoryCount.from_record(category) for category in counts]
 
     @strawberry.field(description="One notification; null when it does not exist or is not the caller's.")
     async def notification(self, info: Info[Context, None], id: strawberry.ID) -> Notification | None:
@@ -258,62 +324,118 @@ class Mutation:
     async def create_notification(self, info: Info[Context, None], input: CreateNotificationInput) -> Notification:
         return Notification.from_record(await create_notification(info, input))
 
-    @strawberry.mutation(description="Mark one notification read. Already read: returned unchanged, no event.")
+    @strawberry.mutation(
+        description="Mark one notification read (and seen). Already read: returned unchanged, no event."
+    )
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
-        _mutating(info.context)
-        owner = _owner(info.context)
-        notification_id = _notification_id(id)
         store = info.context.services.store
-        try:
-            record, event = await _db(
-                info.context, lambda: store.mark_read(notification_id=notification_id, owner=owner), write=True
-            )
-        except NotFound:
-            raise not_found() from None
-        await _publish(info.context, event)
-        return Notification.from_record(record)
+        return Notification.from_record(await _change_one(info.context, id, store.mark_read))
 
     @strawberry.mutation(
         description=(
-            "Mark the user's unread notifications read in one ALL_READ event. With `upTo` (a feed cursor, such as "
-            "`feedCursor` of the list the user saw) only those created at or before it, so one that arrived "
-            "later is not silently marked read."
+            "Mark one notification unread again (it stays seen, so the bell does not ring). Devices get an UNREAD "
+            "event. Already unread: returned unchanged, no event."
+        )
+    )
+    async def mark_notification_unread(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
+        store = info.context.services.store
+        return Notification.from_record(await _change_one(info.context, id, store.mark_unread))
+
+    @strawberry.mutation(
+        description=(
+            "Mark the user's unread notifications read (and seen) in one ALL_READ event. With `upTo` (a feed "
+            "cursor, such as `feedCursor` of the list the user saw) only those created at or before it, so one that "
+            "arrived later is not silently marked read."
         )
     )
     async def mark_all_notifications_read(
         self, info: Info[Context, None], user_id: strawberry.ID | None = None, up_to: str | None = None
     ) -> MarkAllReadResult:
-        _mutating(info.context)
-        user = info.context.caller.target_user(user_id)
+        result, cursor = await _change_all(info.context, user_id, up_to, info.context.services.store.mark_all_read)
+        return MarkAllReadResult(count=result.count, unread_count=result.position.unread_count, cursor=cursor)
+
+    @strawberry.mutation(
+        description=(
+            "Mark the user's unseen notifications seen in one ALL_SEEN event: call it when the inbox is opened, to "
+            "clear the bell's badge on every device. With `upTo` (the `feedCursor` of the list on screen) only those "
+            "created at or before it. Unread ones stay unread."
+        )
+    )
+    async def mark_all_notifications_seen(
+        self, info: Info[Context, None], user_id: strawberry.ID | None = None, up_to: str | None = None
+    ) -> MarkAllSeenResult:
+        result, cursor = await _change_all(info.context, user_id, up_to, info.context.services.store.mark_all_seen)
+        return MarkAllSeenResult(count=result.count, unseen_count=result.position.unseen_count, cursor=cursor)
+
+    @strawberry.mutation(
+        description=(
+            "Archive one notification: it leaves the inbox (lists show it with `filter: {archived: true}`) and is no "
+            "longer counted. Devices get an ARCHIVED event. Already archived: returned unchanged, no event."
+        )
+    )
+    async def archive_notification(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
         store = info.context.services.store
-        up_to_seq = None
-        if up_to is not None:
-            cursor = _feed_cursor(up_to, "upTo")
-            if cursor.epoch != store.epoch:
-                raise bad_input("upTo is a cursor of another database", argument="upTo")
-            up_to_seq = cursor.seq
-        result = await _db(info.context, lambda: store.mark_all_read(user_id=user, up_to_seq=up_to_seq), write=True)
-        await _publish(info.context, result.event)
-        return MarkAllReadResult(
-            count=result.count,
-            unread_count=result.position.unread_count,
-            cursor=FeedCursor(store.epoch, result.position.seq).encode(),
+        return Notification.from_record(await _change_one(info.context, id, store.archive))
+
+    @strawberry.mutation(
+        description=(
+            "Bring an archived notification back to the inbox, read or unread as it was. Devices get an UNARCHIVED "
+            "event. Not archived: returned unchanged, no event."
+        )
+    )
+    async def unarchive_notification(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
+        store = info.context.services.store
+        return Notification.from_record(await _change_one(info.context, id, store.unarchive))
+
+    @strawberry.mutation(
+        description=(
+            "Archive every read notification of the inbox in one ALL_ARCHIVED event. With `upTo` (a feed cursor) "
+            "only those created at or before it."
+        )
+    )
+    async def archive_all_read(
+        self, info: Info[Context, None], user_id: strawberry.ID | None = None, up_to: str | None = None
+    ) -> ArchiveAllResult:
+        result, cursor = await _change_all(info.context, user_id, up_to, info.context.services.store.archive_all_read)
+        position = result.position
+        return ArchiveAllResult(
+            count=result.count, unread_count=position.unread_count, unseen_count=position.unseen_count, cursor=cursor
         )
 
     @strawberry.mutation(description="Delete one notification; returns its id. Devices get a DELETED event.")
     async def delete_notification(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
-        _mutating(info.context)
-        owner = _owner(info.context)
-        notification_id = _notification_id(id)
         store = info.context.services.store
-        try:
-            record, event = await _db(
-                info.context, lambda: store.delete(notification_id=notification_id, owner=owner), write=True
-            )
-        except NotFound:
-            raise not_found() from None
-        await _publish(info.context, event)
-        return strawberry.ID(record.id)
+        return strawberry.ID((await _change_one(info.context, id, store.delete)).id)
+
+
+ChangeOne = Callable[..., Awaitable[tuple[NotificationRecord, FeedEvent | None]]]
+ChangeAll = Callable[..., Awaitable[MarkAllResult]]
+
+
+async def _change_one(context: Context, id: str, change: ChangeOne) -> NotificationRecord:
+    """A mutation of one notification by id: the caller's own, or any user's for a service; publish after commit."""
+    _mutating(context)
+    owner = _owner(context)
+    notification_id = _notification_id(id)
+    try:
+        record, event = await _db(context, lambda: change(notification_id=notification_id, owner=owner), write=True)
+    except NotFound:
+        raise not_found() from None
+    await _publish(context, event)
+    return record
+
+
+async def _change_all(
+    context: Context, user_id: str | None, up_to: str | None, change: ChangeAll
+) -> tuple[MarkAllResult, str]:
+    """A bulk mutation of a user's notifications up to a cursor: the result and the feed cursor after it."""
+    _mutating(context)
+    user = context.caller.target_user(user_id)
+    store = context.services.store
+    up_to_seq = _up_to(store, up_to)
+    result = await _db(context, lambda: change(user_id=user, up_to_seq=up_to_seq), write=True)
+    await _publish(context, result.event)
+    return result, FeedCursor(store.epoch, result.position.seq).encode()
 
 
 @strawberry.type(description="Live events over graphql-transport-ws.")

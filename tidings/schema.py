@@ -24,8 +24,10 @@ strawberry.enum(
     records.EventKind,
     name="NotificationEventKind",
     description=(
-        "What happened. CREATED, READ and DELETED carry the notification; ALL_READ marks every notification up to "
-        "`upToSequence` read; RESYNC means events were missed beyond recovery: refetch, then continue from its cursor."
+        "What happened. CREATED, READ, UNREAD, ARCHIVED, UNARCHIVED and DELETED carry the notification as it is "
+        "after the event (DELETED: as it was last); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
+        "up to `upToSequence` that was unread, unseen, or read and in the inbox, respectively (`count` of them); "
+        "RESYNC means events were missed beyond recovery: refetch, then continue from its cursor."
     ),
 )
 
@@ -44,6 +46,13 @@ class Notification:
     sequence: int = strawberry.field(
         description="Position in the user's feed at which it was created; ALL_READ marks those up to a position."
     )
+    seen: bool = strawberry.field(
+        description="Whether the user has seen it: opened the inbox it is in (markAllNotificationsSeen) or read it."
+    )
+    seen_at: datetime | None = strawberry.field(description="When it was first seen (ISO-8601, UTC), or null.")
+    archived: bool = strawberry.field(description="Whether it is archived: out of the inbox and its counts.")
+    archived_at: datetime | None = strawberry.field(description="When it was archived (ISO-8601, UTC), or null.")
+    category: str | None = strawberry.field(description="The category it was created in (a tab), or null.")
 
     @classmethod
     def from_record(cls, record: records.NotificationRecord) -> Notification:
@@ -58,6 +67,11 @@ class Notification:
             read_at=record.read_at,
             created_at=record.created_at,
             sequence=record.seq,
+            seen=record.seen_at is not None,
+            seen_at=record.seen_at,
+            archived=record.archived_at is not None,
+            archived_at=record.archived_at,
+            category=record.category,
         )
 
 
@@ -78,6 +92,9 @@ class NotificationConnection:
     edges: list[NotificationEdge] = strawberry.field(description="The notifications of this page, newest first.")
     page_info: PageInfo = strawberry.field(description="How to fetch the next page.")
     unread_count: int = strawberry.field(description="The user's unread count, read in the same snapshot as the page.")
+    unseen_count: int = strawberry.field(
+        description="The user's unseen count (the bell's badge), read in the same snapshot as the page."
+    )
     feed_cursor: str = strawberry.field(
         description=(
             "Position of the user's event feed in that same snapshot: subscribe with "
@@ -95,8 +112,20 @@ class NotificationConnection:
             edges=edges,
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None),
             unread_count=page.position.unread_count,
+            unseen_count=page.position.unseen_count,
             feed_cursor=FeedCursor(epoch, page.position.seq).encode(),
         )
+
+
+@strawberry.type(description="The counts of one category: a tab and its badges.")
+class CategoryCount:
+    category: str = strawberry.field(description="The category.")
+    unread_count: int = strawberry.field(description="Unread notifications in it (archived ones not counted).")
+    unseen_count: int = strawberry.field(description="Unseen notifications in it (archived ones not counted).")
+
+    @classmethod
+    def from_record(cls, counts: records.CategoryCounts) -> CategoryCount:
+        return cls(category=counts.category, unread_count=counts.unread_count, unseen_count=counts.unseen_count)
 
 
 @strawberry.type(description="One change to the user's notifications, delivered to every connection of that user.")
@@ -104,14 +133,31 @@ class NotificationEvent:
     kind: records.EventKind = strawberry.field(description="What happened.")
     cursor: str = strawberry.field(description="Resume point: pass as `after` to continue right after this event.")
     notification: Notification | None = strawberry.field(
-        description="For CREATED, READ and DELETED: the notification as it was right after the event. Null otherwise."
+        description="For events of one notification: the notification as it was right after the event. Null otherwise."
     )
     unread_count: int = strawberry.field(description="The user's unread count right after this event.")
     sequence: int = strawberry.field(description="Position of this event in the user's feed (strictly increasing).")
     up_to_sequence: int | None = strawberry.field(
-        description="For ALL_READ: notifications whose `sequence` is at or below this are now read. Null otherwise."
+        description=(
+            "For ALL_READ, ALL_SEEN and ALL_ARCHIVED: it changed notifications whose `sequence` is at or below this. "
+            "Null otherwise."
+        )
     )
-    count: int | None = strawberry.field(description="For ALL_READ: how many notifications it marked read.")
+    count: int | None = strawberry.field(
+        description="For ALL_READ, ALL_SEEN and ALL_ARCHIVED: how many notifications it changed."
+    )
+    unseen_count: int = strawberry.field(
+        description="The user's unseen count (the bell's badge) right after this event."
+    )
+    category: str | None = strawberry.field(
+        description="The category of the notification the event concerns; null when it has none, or for events of many."
+    )
+    category_counts: list[CategoryCount] = strawberry.field(
+        description=(
+            "The counts of each category this event changed, right after it (empty when it changed none): a tab's "
+            "badges follow the events without a refetch."
+        )
+    )
 
     @classmethod
     def from_event(cls, event: records.FeedEvent, epoch: str) -> NotificationEvent:
@@ -123,6 +169,9 @@ class NotificationEvent:
             sequence=event.seq,
             up_to_sequence=event.up_to_seq,
             count=event.count,
+            unseen_count=event.unseen_count,
+            category=event.category,
+            category_counts=[CategoryCount.from_record(counts) for counts in event.category_counts],
         )
 
 
@@ -130,6 +179,10 @@ class NotificationEvent:
 class NotificationFilter:
     read: bool | None = strawberry.field(default=None, description="Only read (true) or only unread (false).")
     type: records.NotificationType | None = strawberry.field(default=None, description="Only this type.")
+    archived: bool | None = strawberry.field(
+        default=False, description="Only archived (true), only the inbox (false, the default), or both (null)."
+    )
+    category: str | None = strawberry.field(default=None, description="Only this category.")
 
 
 @strawberry.input(description="A notification to create (service tokens only).")
@@ -148,6 +201,13 @@ class CreateNotificationInput:
             "notification and delivers nothing new; the same key with a different payload is an error."
         ),
     )
+    category: str | None = strawberry.field(
+        default=None,
+        description=(
+            "A category for tabs and their counts, or null: 1 to 64 letters, digits and `_ - . : /`, starting with "
+            "a letter or digit (e.g. `comments`, `billing.invoices`)."
+        ),
+    )
 
 
 @strawberry.type(description="Result of marking notifications read in one step.")
@@ -156,4 +216,23 @@ class MarkAllReadResult:
     unread_count: int = strawberry.field(description="The user's unread count afterwards.")
     cursor: str = strawberry.field(
         description="Feed position after the ALL_READ event (or the current position when nothing changed)."
+    )
+
+
+@strawberry.type(description="Result of marking notifications seen in one step.")
+class MarkAllSeenResult:
+    count: int = strawberry.field(description="How many notifications were marked seen.")
+    unseen_count: int = strawberry.field(description="The user's unseen count afterwards.")
+    cursor: str = strawberry.field(
+        description="Feed position after the ALL_SEEN event (or the current position when nothing changed)."
+    )
+
+
+@strawberry.type(description="Result of archiving notifications in one step.")
+class ArchiveAllResult:
+    count: int = strawberry.field(description="How many notifications were archived.")
+    unread_count: int = strawberry.field(description="The user's unread count afterwards.")
+    unseen_count: int = strawberry.field(description="The user's unseen count afterwards.")
+    cursor: str = strawberry.field(
+        description="Feed position after the ALL_ARCHIVED event (or the current position when nothing changed)."
     )

@@ -4,7 +4,10 @@ import asyncpg.exceptions
 import sqlalchemy.exc
 
 from tidings.store.engine import create_engine
+from tidings.store.models import MAX_CATEGORY
 from tidings.store.records import (
+    CategoryCounts,
+    Counts,
     EventKind,
     FeedEvent,
     FeedPosition,
@@ -43,6 +46,9 @@ def database_unavailable(error: BaseException) -> bool:
 
 
 __all__ = [
+    "MAX_CATEGORY",
+    "CategoryCounts",
+    "Counts",
     "EventKind",
     "FeedEvent",
     "FeedPosition",

@@ -10,6 +10,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+MAX_CATEGORY = 64
+# What a list and its counts leave out: deleted and archived notifications (the inbox proper).
+IN_INBOX = "deleted_at IS NULL AND archived_at IS NULL"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -40,13 +43,25 @@ class Meta(SQLModel, table=True):
 
 
 class UserFeed(SQLModel, table=True):
-    """One row per user: the last feed position and the unread count after it, changed only under its row lock."""
+    """One row per user: the last feed position and the counts after it, changed only under its row lock."""
 
     __tablename__: ClassVar[str] = "user_feeds"
 
     user_id: str = Field(primary_key=True, max_length=200)
     last_seq: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     unread_count: int = Field(default=0, nullable=False)
+    unseen_count: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+
+
+class CategoryCount(SQLModel, table=True):
+    """A user's unread and unseen counts in one category, changed with the feed row and under its lock."""
+
+    __tablename__: ClassVar[str] = "category_counts"
+
+    user_id: str = Field(primary_key=True, max_length=200)
+    category: str = Field(primary_key=True, max_length=MAX_CATEGORY)
+    unread_count: int = Field(default=0, nullable=False)
+    unseen_count: int = Field(default=0, nullable=False)
 
 
 class Notification(SQLModel, table=True):
@@ -65,6 +80,24 @@ class Notification(SQLModel, table=True):
             sqlite_where=sa.text("read_at IS NULL AND deleted_at IS NULL"),
         ),
         sa.Index("ix_notifications_deleted_at", "deleted_at"),
+        # Unseen ones in the inbox by position: mark-all-seen uses only this.
+        sa.Index(
+            "ix_notifications_user_unseen",
+            "user_id",
+            "seq",
+            postgresql_where=sa.text(f"seen_at IS NULL AND {IN_INBOX}"),
+            sqlite_where=sa.text(f"seen_at IS NULL AND {IN_INBOX}"),
+        ),
+        # The archive list, without walking the inbox.
+        sa.Index(
+            "ix_notifications_user_archived",
+            "user_id",
+            "seq",
+            postgresql_where=sa.text("archived_at IS NOT NULL AND deleted_at IS NULL"),
+            sqlite_where=sa.text("archived_at IS NOT NULL AND deleted_at IS NULL"),
+        ),
+        # A category's tab, newest first.
+        sa.Index("ix_notifications_user_category", "user_id", "category", "seq"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -77,6 +110,9 @@ class Notification(SQLModel, table=True):
     read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    category: str | None = Field(default=None, max_length=MAX_CATEGORY)
     idempotency_key: str | None = Field(default=None, max_length=200)
     request_hash: str | None = Field(default=None, max_length=64)
 
@@ -93,13 +129,16 @@ class NotificationEvent(SQLModel, table=True):
     notification_id: str | None = Field(default=None, max_length=36)
     snapshot: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     unread_count: int = Field(nullable=False)
+    unseen_count: int = Field(nullable=False, sa_column_kwargs={"server_default": "0"})
     up_to_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
     count: int | None = Field(default=None)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    category_counts: list[Any] | None = Field(default=None, sa_type=JSONType)  # [[category, unread, unseen], ...]
 
 
 metadata = SQLModel.metadata
 meta_table: sa.Table = Meta.__table__  # type: ignore[attr-defined]
 feeds: sa.Table = UserFeed.__table__  # type: ignore[attr-defined]
+category_counts: sa.Table = CategoryCount.__table__  # type: ignore[attr-defined]
 notifications: sa.Table = Notification.__table__  # type: ignore[attr-defined]
 events: sa.Table = NotificationEvent.__table__  # type: ignore[attr-defined]

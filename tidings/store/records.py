@@ -23,6 +23,11 @@ class EventKind(StrEnum):
     ALL_READ = "ALL_READ"
     DELETED = "DELETED"
     RESYNC = "RESYNC"
+    ALL_SEEN = "ALL_SEEN"
+    UNREAD = "UNREAD"
+    ARCHIVED = "ARCHIVED"
+    UNARCHIVED = "UNARCHIVED"
+    ALL_ARCHIVED = "ALL_ARCHIVED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,9 @@ class NotificationRecord:
     data: dict[str, Any] | None
     read_at: datetime | None
     created_at: datetime
+    seen_at: datetime | None
+    archived_at: datetime | None
+    category: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,10 +58,14 @@ class NotificationRecord:
             "data": self.data,
             "read_at": self.read_at.isoformat() if self.read_at else None,
             "created_at": self.created_at.isoformat(),
+            "seen_at": _iso(self.seen_at),
+            "archived_at": _iso(self.archived_at),
+            "category": self.category,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> NotificationRecord:
+        read_at = _datetime(raw["read_at"])
         return cls(
             id=raw["id"],
             user_id=raw["user_id"],
@@ -62,9 +74,38 @@ class NotificationRecord:
             title=raw["title"],
             message=raw["message"],
             data=raw["data"],
-            read_at=datetime.fromisoformat(raw["read_at"]) if raw["read_at"] else None,
+            read_at=read_at,
             created_at=datetime.fromisoformat(raw["created_at"]),
+            # Snapshots from before seen and archive (migration 0002): seen was read, nothing was archived.
+            seen_at=_datetime(raw["seen_at"]) if "seen_at" in raw else read_at,
+            archived_at=_datetime(raw.get("archived_at")),
+            category=raw.get("category"),
         )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How many notifications are unread and how many unseen: a user's, one category's, or a change of them."""
+
+    unread: int = 0
+    unseen: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.unread + other.unread, self.unseen + other.unseen)
+
+    def __sub__(self, other: Counts) -> Counts:
+        return Counts(self.unread - other.unread, self.unseen - other.unseen)
+
+    def __bool__(self) -> bool:
+        return self.unread != 0 or self.unseen != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +116,16 @@ class FeedEvent:
     seq: int
     kind: EventKind
     unread_count: int
+    unseen_count: int
     notification: NotificationRecord | None = None
-    up_to_seq: int | None = None  # ALL_READ: notifications created at or before this position are read
-    count: int | None = None  # ALL_READ: how many were marked
+    up_to_seq: int | None = None  # ALL_*: notifications created at or before this position were changed
+    count: int | None = None  # ALL_*: how many were changed
+    category_counts: tuple[CategoryCounts, ...] = ()  # of each category it changed, right after it, by name
+
+    @property
+    def category(self) -> str | None:
+        """The category of the notification the event concerns (None for events of many)."""
+        return self.notification.category if self.notification is not None else None
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -86,9 +134,11 @@ class FeedEvent:
                 "seq": self.seq,
                 "kind": self.kind.value,
                 "unread_count": self.unread_count,
+                "unseen_count": self.unseen_count,
                 "notification": self.notification.to_dict() if self.notification else None,
                 "up_to_seq": self.up_to_seq,
                 "count": self.count,
+                "category_counts": category_counts_to_json(self.category_counts),
             }
         )
 
@@ -100,18 +150,40 @@ class FeedEvent:
             seq=raw["seq"],
             kind=EventKind(raw["kind"]),
             unread_count=raw["unread_count"],
+            # A wake-up from a process not yet upgraded: before migration 0002, unseen was unread.
+            unseen_count=raw.get("unseen_count", raw["unread_count"]),
             notification=NotificationRecord.from_dict(raw["notification"]) if raw["notification"] else None,
             up_to_seq=raw["up_to_seq"],
             count=raw["count"],
+            category_counts=category_counts_from_json(raw.get("category_counts")),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class FeedPosition:
-    """Where a user's feed stands: the last committed event and the unread count after it."""
+    """Where a user's feed stands: the last committed event and the counts after it."""
 
     seq: int
     unread_count: int
+    unseen_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryCounts:
+    """A user's unread and unseen counts in one category (for a tab and its badge)."""
+
+    category: str
+    unread_count: int
+    unseen_count: int
+
+
+def category_counts_to_json(counts: tuple[CategoryCounts, ...]) -> list[list[Any]] | None:
+    """As the event log keeps them: arrays, whose order (unlike an object's keys) jsonb keeps too."""
+    return [[c.category, c.unread_count, c.unseen_count] for c in counts] if counts else None
+
+
+def category_counts_from_json(raw: list[list[Any]] | None) -> tuple[CategoryCounts, ...]:
+    return tuple(CategoryCounts(category, unread, unseen) for category, unread, unseen in raw or ())
 
 
 @dataclass(frozen=True, slots=True)

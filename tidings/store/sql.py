@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -24,9 +24,26 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tidings.store.changes import (
+    ALL_ARCHIVED,
+    ALL_READ,
+    ALL_SEEN,
+    LIVE,
+    UNREAD,
+    BulkChange,
+    Change,
+    archiving,
+    counted,
+    counts_by_category,
+    marking_read,
+    marking_unread,
+    unarchiving,
+)
 from tidings.store.engine import WRITE_OPTION, create_statement_pool
-from tidings.store.models import events, feeds, meta_table, notifications
+from tidings.store.models import category_counts, events, feeds, meta_table, notifications
 from tidings.store.records import (
+    CategoryCounts,
+    Counts,
     EventKind,
     FeedEvent,
     FeedPosition,
@@ -36,6 +53,8 @@ from tidings.store.records import (
     NotificationPage,
     NotificationRecord,
     NotificationType,
+    category_counts_from_json,
+    category_counts_to_json,
 )
 
 T = TypeVar("T")
@@ -46,25 +65,38 @@ PURGE_BATCH = 5000  # rows per retention transaction (TIDINGS_RETENTION_BATCH_SI
 # createNotification without an idempotency key on PostgreSQL, in one statement and one round trip: the upsert takes
 # the feed row's lock and the next position, the notification and its event are written at that position, and the
 # statement commits on its own. Same rows, same lock order as the general path below (which SQLite uses).
+# The category's counts change after the feed row is locked (that part reads `feed`), the order every writer keeps.
 _CREATE_IN_ONE_STATEMENT = """
 WITH feed AS (
-    INSERT INTO user_feeds AS f (user_id, last_seq, unread_count) VALUES ($1, 1, 1)
-    ON CONFLICT (user_id) DO UPDATE SET last_seq = f.last_seq + 1, unread_count = f.unread_count + 1
-    RETURNING last_seq, unread_count
+    INSERT INTO user_feeds AS f (user_id, last_seq, unread_count, unseen_count) VALUES ($1, 1, 1, 1)
+    ON CONFLICT (user_id) DO UPDATE
+    SET last_seq = f.last_seq + 1, unread_count = f.unread_count + 1, unseen_count = f.unseen_count + 1
+    RETURNING last_seq, unread_count, unseen_count
 ), notification AS (
-    INSERT INTO notifications (id, user_id, seq, type, title, message, data, created_at)
-    SELECT $2, $1, feed.last_seq, $3, $4, $5, $6::jsonb, $7 FROM feed
+    INSERT INTO notifications (id, user_id, seq, type, title, message, data, created_at, category)
+    SELECT $2, $1, feed.last_seq, $3, $4, $5, $6::jsonb, $7, $9::text FROM feed
+), category AS (
+    INSERT INTO category_counts AS c (user_id, category, unread_count, unseen_count)
+    SELECT $1, $9::text, 1, 1 FROM feed WHERE $9::text IS NOT NULL
+    ON CONFLICT (user_id, category) DO UPDATE
+    SET unread_count = c.unread_count + 1, unseen_count = c.unseen_count + 1
+    RETURNING category, unread_count, unseen_count
 )
-INSERT INTO notification_events (user_id, seq, kind, notification_id, snapshot, unread_count, created_at)
-SELECT $1, feed.last_seq, 'CREATED', $2, jsonb_set($8::jsonb, '{seq}', to_jsonb(feed.last_seq)), feed.unread_count, $7
-FROM feed
-RETURNING seq, unread_count, snapshot
+INSERT INTO notification_events
+    (user_id, seq, kind, notification_id, snapshot, unread_count, unseen_count, created_at, category_counts)
+SELECT $1, feed.last_seq, 'CREATED', $2, jsonb_set($8::jsonb, '{seq}', to_jsonb(feed.last_seq)),
+    feed.unread_count, feed.unseen_count, $7,
+    CASE WHEN category.category IS NULL THEN NULL
+    ELSE jsonb_build_array(jsonb_build_array(category.category, category.unread_count, category.unseen_count)) END
+FROM feed LEFT JOIN category ON true
+RETURNING seq, unread_count, unseen_count, snapshot, category_counts
 """
 # The reads a subscription makes, on PostgreSQL, as single statements on asyncpg (one round trip each).
-_POSITION = "SELECT last_seq, unread_count FROM user_feeds WHERE user_id = $1"
+_POSITION = "SELECT last_seq, unread_count, unseen_count FROM user_feeds WHERE user_id = $1"
 _POSITIONS = "SELECT user_id, last_seq FROM user_feeds WHERE user_id = ANY($1::text[])"
 _EVENTS_AFTER = (
-    "SELECT user_id, seq, kind, snapshot, unread_count, up_to_seq, count FROM notification_events "
+    "SELECT user_id, seq, kind, snapshot, unread_count, unseen_count, up_to_seq, count, category_counts "
+    "FROM notification_events "
     "WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
 )
 
@@ -78,9 +110,10 @@ _NOTIFICATION_COLUMNS = (
     notifications.c.data,
     notifications.c.read_at,
     notifications.c.created_at,
+    notifications.c.seen_at,
+    notifications.c.archived_at,
+    notifications.c.category,
 )
-_LIVE = notifications.c.deleted_at.is_(None)
-_UNREAD = sa.and_(notifications.c.read_at.is_(None), _LIVE)
 
 
 def _now() -> datetime:
@@ -114,7 +147,13 @@ def _forget_unfinished(task: asyncio.Task[Any]) -> None:
 
 
 def _new_record(
-    user_id: str, seq: int, type: NotificationType, title: str, message: str, data: dict[str, Any] | None
+    user_id: str,
+    seq: int,
+    type: NotificationType,
+    title: str,
+    message: str,
+    data: dict[str, Any] | None,
+    category: str | None,
 ) -> NotificationRecord:
     return NotificationRecord(
         id=str(uuid.uuid4()),
@@ -126,6 +165,9 @@ def _new_record(
         data=data,
         read_at=None,
         created_at=_now(),
+        seen_at=None,
+        archived_at=None,
+        category=category,
     )
 
 
@@ -140,11 +182,20 @@ def _record(row: Any) -> NotificationRecord:
         data=row.data,
         read_at=row.read_at,
         created_at=row.created_at,
+        seen_at=row.seen_at,
+        archived_at=row.archived_at,
+        category=row.category,
     )
 
 
-def _request_hash(type_: NotificationType, title: str, message: str, data: dict[str, Any] | None) -> str:
-    canonical = orjson.dumps([type_.value, title, message, data], option=orjson.OPT_SORT_KEYS)
+def _request_hash(
+    type_: NotificationType, title: str, message: str, data: dict[str, Any] | None, category: str | None
+) -> str:
+    # Without a category, the hash is the one from before categories existed: a retry across the upgrade still matches.
+    payload: list[Any] = (
+        [type_.value, title, message, data] if category is None else [type_.value, title, message, data, category]
+    )
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -221,12 +272,12 @@ class SqlStore:
         insert = pg_insert if self._is_postgres else sqlite_insert
         statement = (
             insert(feeds)
-            .values(user_id=user_id, last_seq=0, unread_count=0)
+            .values(user_id=user_id, last_seq=0, unread_count=0, unseen_count=0)
             .on_conflict_do_update(index_elements=[feeds.c.user_id], set_={"last_seq": feeds.c.last_seq})
-            .returning(feeds.c.last_seq, feeds.c.unread_count)
+            .returning(feeds.c.last_seq, feeds.c.unread_count, feeds.c.unseen_count)
         )
         row = (await conn.execute(statement)).one()
-        return FeedPosition(seq=row.last_seq, unread_count=row.unread_count)
+        return FeedPosition(seq=row.last_seq, unread_count=row.unread_count, unseen_count=row.unseen_count)
 
     async def _append(
         self,
@@ -235,23 +286,36 @@ class SqlStore:
         *,
         user_id: str,
         kind: EventKind,
-        unread_delta: int,
+        change: Counts,
         notification: NotificationRecord | None,
+        by_category: Mapping[str, Counts] | None = None,
         up_to_seq: int | None = None,
         count: int | None = None,
     ) -> FeedEvent:
-        """Take the next position of a locked feed and log the event there."""
+        """Take the next position of a locked feed, move its counts by `change`, and log the event there.
+
+        An event of one notification moves that notification's category by the whole change; an event of many
+        says how the change splits among categories (`by_category`). The event carries the counts of each category
+        it moved, as they are after it.
+        """
+        if by_category is None:
+            category = notification.category if notification is not None else None
+            by_category = {category: change} if category is not None else {}
         event = FeedEvent(
             user_id=user_id,
             seq=position.seq + 1,
             kind=kind,
-            unread_count=position.unread_count + unread_delta,
+            unread_count=position.unread_count + change.unread,
+            unseen_count=position.unseen_count + change.unseen,
             notification=notification,
             up_to_seq=up_to_seq,
             count=count,
+            category_counts=await self._count_categories(conn, user_id, by_category),
         )
         await conn.execute(
-            feeds.update().where(feeds.c.user_id == user_id).values(last_seq=event.seq, unread_count=event.unread_count)
+            feeds.update()
+            .where(feeds.c.user_id == user_id)
+            .values(last_seq=event.seq, unread_count=event.unread_count, unseen_count=event.unseen_count)
         )
         inserted = await conn.execute(
             events.insert()
@@ -263,9 +327,11 @@ class SqlStore:
                 notification_id=notification.id if notification else None,
                 snapshot=notification.to_dict() if notification else None,
                 unread_count=event.unread_count,
+                unseen_count=event.unseen_count,
                 up_to_seq=up_to_seq,
                 count=count,
                 created_at=_now(),
+                category_counts=category_counts_to_json(event.category_counts),
             )
         )
         stored = inserted.scalar_one()
@@ -273,6 +339,32 @@ class SqlStore:
             # As a replay will read it (jsonb orders object keys its own way): live and replayed bytes are the same.
             event = dataclasses.replace(event, notification=NotificationRecord.from_dict(stored))
         return event
+
+    async def _count_categories(
+        self, conn: AsyncConnection, user_id: str, by_category: Mapping[str, Counts]
+    ) -> tuple[CategoryCounts, ...]:
+        """Move the kept counts of each category by its change (a category's row is made by its first notification);
+        returns the moved categories' counts afterwards, by name."""
+        moved = [
+            {"user_id": user_id, "category": category, "unread_count": change.unread, "unseen_count": change.unseen}
+            for category, change in sorted(by_category.items())
+            if change
+        ]
+        if not moved:
+            return ()
+        insert = pg_insert(category_counts) if self._is_postgres else sqlite_insert(category_counts)
+        rows = await conn.execute(
+            insert.values(moved)
+            .on_conflict_do_update(
+                index_elements=[category_counts.c.user_id, category_counts.c.category],
+                set_={
+                    "unread_count": category_counts.c.unread_count + insert.excluded.unread_count,
+                    "unseen_count": category_counts.c.unseen_count + insert.excluded.unseen_count,
+                },
+            )
+            .returning(category_counts.c.category, category_counts.c.unread_count, category_counts.c.unseen_count)
+        )
+        return tuple(sorted((CategoryCounts(*row) for row in rows), key=lambda counts: counts.category))
 
     # -- writes -------------------------------------------------------------------------------------------------
 
@@ -285,13 +377,14 @@ class SqlStore:
         message: str,
         data: dict[str, Any] | None,
         idempotency_key: str | None = None,
+        category: str | None = None,
     ) -> tuple[NotificationRecord, FeedEvent | None]:
         """Create a notification; a repeated idempotency key returns the original and no event."""
         if self._is_postgres and idempotency_key is None:
             return await self._create_in_one_statement(
-                user_id=user_id, type=type, title=title, message=message, data=data
+                user_id=user_id, type=type, title=title, message=message, data=data, category=category
             )
-        request_hash = _request_hash(type, title, message, data)
+        request_hash = _request_hash(type, title, message, data, category)
         async with self._write() as conn:
             position = await self._lock_feed(conn, user_id)
             if idempotency_key is not None:
@@ -307,7 +400,7 @@ class SqlStore:
                     if existing.request_hash != request_hash:
                         raise IdempotencyConflict("idempotencyKey was already used with a different payload")
                     return _record(existing), None
-            record = _new_record(user_id, position.seq + 1, type, title, message, data)
+            record = _new_record(user_id, position.seq + 1, type, title, message, data, category)
             await conn.execute(
                 notifications.insert().values(
                     id=record.id,
@@ -318,20 +411,28 @@ class SqlStore:
                     message=message,
                     data=data,
                     created_at=record.created_at,
+                    category=category,
                     idempotency_key=idempotency_key,
                     request_hash=request_hash,
                 )
             )
             event = await self._append(
-                conn, position, user_id=user_id, kind=EventKind.CREATED, unread_delta=1, notification=record
+                conn, position, user_id=user_id, kind=EventKind.CREATED, change=counted(record), notification=record
             )
         assert event.notification is not None
         return event.notification, event
 
     async def _create_in_one_statement(
-        self, *, user_id: str, type: NotificationType, title: str, message: str, data: dict[str, Any] | None
+        self,
+        *,
+        user_id: str,
+        type: NotificationType,
+        title: str,
+        message: str,
+        data: dict[str, Any] | None,
+        category: str | None,
     ) -> tuple[NotificationRecord, FeedEvent]:
-        draft = _new_record(user_id, 0, type, title, message, data)  # its position is taken inside the statement
+        draft = _new_record(user_id, 0, type, title, message, data, category)  # its position: inside the statement
         async with self._driver() as driver:
             row = await driver.fetchrow(
                 _CREATE_IN_ONE_STATEMENT,
@@ -344,12 +445,21 @@ class SqlStore:
                 None if data is None else orjson.dumps(data).decode(),
                 draft.created_at,
                 orjson.dumps(draft.to_dict()).decode(),
+                category,
             )
         assert row is not None
         # The record as stored: PostgreSQL's jsonb orders object keys its own way, and a replay reads it back so;
         # building the live event from the same snapshot makes live and replayed events the same bytes.
         record = NotificationRecord.from_dict(row["snapshot"])
-        event = FeedEvent(user_id, row["seq"], EventKind.CREATED, row["unread_count"], notification=record)
+        event = FeedEvent(
+            user_id,
+            row["seq"],
+            EventKind.CREATED,
+            row["unread_count"],
+            row["unseen_count"],
+            notification=record,
+            category_counts=category_counts_from_json(row["category_counts"]),
+        )
         return record, event
 
     @asynccontextmanager
@@ -372,7 +482,7 @@ class SqlStore:
 
     async def _owner_of(self, notification_id: str, owner: str | None) -> str:
         async with self._engine.connect() as conn:
-            query = sa.select(notifications.c.user_id).where(notifications.c.id == notification_id, _LIVE)
+            query = sa.select(notifications.c.user_id).where(notifications.c.id == notification_id, LIVE)
             if owner is not None:
                 query = query.where(notifications.c.user_id == owner)
             user_id = await conn.scalar(query)
@@ -386,7 +496,7 @@ class SqlStore:
         row = (
             await conn.execute(
                 sa.select(*_NOTIFICATION_COLUMNS).where(
-                    notifications.c.id == notification_id, notifications.c.user_id == user_id, _LIVE
+                    notifications.c.id == notification_id, notifications.c.user_id == user_id, LIVE
                 )
             )
         ).one_or_none()
@@ -394,25 +504,61 @@ class SqlStore:
             raise NotFound  # deleted between the lookup and the lock
         return _record(row)
 
-    async def mark_read(
-        self, *, notification_id: str, owner: str | None
+    async def _change(
+        self, *, notification_id: str, owner: str | None, kind: EventKind, change: Change
     ) -> tuple[NotificationRecord, FeedEvent | None]:
-        """Mark one notification read; `owner` None means any user's (a service). Already read: no event."""
+        """Change one notification under its user's feed lock; `owner` None means any user's (a service).
+
+        A change that changes nothing (marking read what is read) makes no event and returns the notification as is.
+        """
         user_id = await self._owner_of(notification_id, owner)
         async with self._write() as conn:
             position = await self._lock_feed(conn, user_id)
             current = await self._locked_notification(conn, notification_id, user_id)
-            if current.read_at is not None:
+            values = change(current, _now())
+            if not values:
                 return current, None
-            read_at = _now()
-            await conn.execute(
-                notifications.update().where(notifications.c.id == notification_id).values(read_at=read_at)
-            )
-            record = dataclasses.replace(current, read_at=read_at)
+            await conn.execute(notifications.update().where(notifications.c.id == notification_id).values(**values))
+            record = dataclasses.replace(current, **values)
             event = await self._append(
-                conn, position, user_id=user_id, kind=EventKind.READ, unread_delta=-1, notification=record
+                conn,
+                position,
+                user_id=user_id,
+                kind=kind,
+                change=counted(record) - counted(current),
+                notification=record,
             )
         return record, event
+
+    async def mark_read(
+        self, *, notification_id: str, owner: str | None
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
+        """Mark one notification read (and seen). Already read: no event."""
+        return await self._change(
+            notification_id=notification_id, owner=owner, kind=EventKind.READ, change=marking_read
+        )
+
+    async def mark_unread(
+        self, *, notification_id: str, owner: str | None
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
+        """Mark one notification unread again (it stays seen). Already unread: no event."""
+        return await self._change(
+            notification_id=notification_id, owner=owner, kind=EventKind.UNREAD, change=marking_unread
+        )
+
+    async def archive(self, *, notification_id: str, owner: str | None) -> tuple[NotificationRecord, FeedEvent | None]:
+        """Move one notification out of the inbox and its counts. Already archived: no event."""
+        return await self._change(
+            notification_id=notification_id, owner=owner, kind=EventKind.ARCHIVED, change=archiving
+        )
+
+    async def unarchive(
+        self, *, notification_id: str, owner: str | None
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
+        """Bring one archived notification back to the inbox, counted as it is. Not archived: no event."""
+        return await self._change(
+            notification_id=notification_id, owner=owner, kind=EventKind.UNARCHIVED, change=unarchiving
+        )
 
     async def delete(self, *, notification_id: str, owner: str | None) -> tuple[NotificationRecord, FeedEvent]:
         """Delete one notification (kept as a tombstone); the event carries its last state."""
@@ -428,49 +574,69 @@ class SqlStore:
                 position,
                 user_id=user_id,
                 kind=EventKind.DELETED,
-                unread_delta=-1 if current.read_at is None else 0,
+                change=Counts() - counted(current),
                 notification=current,
             )
         return current, event
 
     async def mark_all_read(self, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
-        """Mark read every unread notification created at or before `up_to_seq` (all when None): one event."""
+        """Mark read (and seen) every unread notification created at or before `up_to_seq` (all when None)."""
+        return await self._change_all(ALL_READ, user_id=user_id, up_to_seq=up_to_seq)
+
+    async def mark_all_seen(self, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
+        """Mark seen every unseen notification created at or before `up_to_seq` (all when None)."""
+        return await self._change_all(ALL_SEEN, user_id=user_id, up_to_seq=up_to_seq)
+
+    async def archive_all_read(self, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
+        """Archive every read notification of the inbox created at or before `up_to_seq` (all when None)."""
+        return await self._change_all(ALL_ARCHIVED, user_id=user_id, up_to_seq=up_to_seq)
+
+    async def _change_all(self, bulk: BulkChange, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
+        """One bulk action in one event; nothing to change: no event."""
         async with self._write() as conn:
             position = await self._lock_feed(conn, user_id)
             limit = position.seq if up_to_seq is None else min(up_to_seq, position.seq)
-            result = await conn.execute(
-                notifications.update()
-                .where(notifications.c.user_id == user_id, _UNREAD, notifications.c.seq <= limit)
-                .values(read_at=_now())
-            )
-            count = result.rowcount
+            which = sa.and_(notifications.c.user_id == user_id, bulk.which, notifications.c.seq <= limit)
+            # What the rows count before the change, read under the feed lock: nothing else changes them meanwhile.
+            # Both statements walk the rows of `which` only (mark all read and seen: by their partial indexes).
+            before = (await conn.execute(counts_by_category(which))).all()
+            count = (await conn.execute(notifications.update().where(which).values(**bulk.values(_now())))).rowcount
             if count == 0:
                 return MarkAllResult(count=0, position=position, event=None)
+            moved = {category: bulk.effect(Counts(unread, unseen)) for category, unread, unseen in before}
+            by_category = {category: change for category, change in moved.items() if category is not None}
             event = await self._append(
                 conn,
                 position,
                 user_id=user_id,
-                kind=EventKind.ALL_READ,
-                unread_delta=-count,
+                kind=bulk.kind,
+                change=sum(moved.values(), Counts()),
                 notification=None,
+                by_category=by_category,
                 up_to_seq=limit,
                 count=count,
             )
-        return MarkAllResult(count=count, position=FeedPosition(event.seq, event.unread_count), event=event)
+        return MarkAllResult(
+            count=count, position=FeedPosition(event.seq, event.unread_count, event.unseen_count), event=event
+        )
 
     # -- reads --------------------------------------------------------------------------------------------------
 
     async def _position(self, conn: AsyncConnection, user_id: str) -> FeedPosition:
         row = (
-            await conn.execute(sa.select(feeds.c.last_seq, feeds.c.unread_count).where(feeds.c.user_id == user_id))
+            await conn.execute(
+                sa.select(feeds.c.last_seq, feeds.c.unread_count, feeds.c.unseen_count).where(
+                    feeds.c.user_id == user_id
+                )
+            )
         ).one_or_none()
-        return FeedPosition(seq=row.last_seq, unread_count=row.unread_count) if row else FeedPosition(0, 0)
+        return _feed_position(row._mapping if row else None)
 
     async def feed_position(self, user_id: str) -> FeedPosition:
         if self._is_postgres:  # one statement is its own snapshot: no transaction needed
             async with self._driver() as driver:
                 row = await driver.fetchrow(_POSITION, user_id)
-            return FeedPosition(seq=row["last_seq"], unread_count=row["unread_count"]) if row else FeedPosition(0, 0)
+            return _feed_position(row)
         return await _finished_even_if_cancelled(self._sqlite_position(user_id))
 
     async def _sqlite_position(self, user_id: str) -> FeedPosition:
@@ -478,7 +644,7 @@ class SqlStore:
             return await self._position(conn, user_id)
 
     async def get_notification(self, notification_id: str, *, owner: str | None) -> NotificationRecord | None:
-        query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.id == notification_id, _LIVE)
+        query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.id == notification_id, LIVE)
         if owner is not None:
             query = query.where(notifications.c.user_id == owner)
         async with self._read() as conn:
@@ -493,9 +659,20 @@ class SqlStore:
         before_seq: int | None = None,
         read: bool | None = None,
         type: NotificationType | None = None,
+        archived: bool | None = False,
+        category: str | None = None,
     ) -> NotificationPage:
-        """Newest first, keyset-paginated by position; unread count and feed position from the same snapshot."""
-        query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.user_id == user_id, _LIVE)
+        """Newest first, keyset-paginated by position; counts and feed position from the same snapshot.
+
+        `archived` False (the inbox) leaves archived notifications out, True lists only them, None both.
+        """
+        query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.user_id == user_id, LIVE)
+        if archived is True:
+            query = query.where(notifications.c.archived_at.is_not(None))
+        elif archived is False:
+            query = query.where(notifications.c.archived_at.is_(None))
+        if category is not None:
+            query = query.where(notifications.c.category == category)
         if before_seq is not None:
             query = query.where(notifications.c.seq < before_seq)
         if read is True:
@@ -515,12 +692,35 @@ class SqlStore:
     async def unread_notifications(self, *, user_id: str, first: int) -> list[NotificationRecord]:
         query = (
             sa.select(*_NOTIFICATION_COLUMNS)
-            .where(notifications.c.user_id == user_id, _UNREAD)
+            .where(notifications.c.user_id == user_id, UNREAD)
             .order_by(notifications.c.seq.desc())
             .limit(first)
         )
         async with self._read() as conn:
             return [_record(row) for row in (await conn.execute(query)).all()]
+
+    async def category_counts(self, user_id: str) -> list[CategoryCounts]:
+        """The user's counts in every category it has had a notification in, by category name."""
+        query = (
+            sa.select(category_counts.c.category, category_counts.c.unread_count, category_counts.c.unseen_count)
+            .where(category_counts.c.user_id == user_id)
+            .order_by(category_counts.c.category)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [CategoryCounts(row.category, row.unread_count, row.unseen_count) for row in rows]
+
+    async def counts(self, user_id: str, *, category: str | None = None) -> Counts:
+        """Unread and unseen in the user's inbox, or in one category of it: kept counts, one row read."""
+        if category is None:
+            position = await self.feed_position(user_id)
+            return Counts(position.unread_count, position.unseen_count)
+        query = sa.select(category_counts.c.unread_count, category_counts.c.unseen_count).where(
+            category_counts.c.user_id == user_id, category_counts.c.category == category
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return Counts(row.unread_count, row.unseen_count) if row else Counts()
 
     async def events_after(self, user_id: str, after_seq: int, *, limit: int) -> list[FeedEvent]:
         """The user's logged events after a position, in order (at most `limit`)."""
@@ -586,13 +786,23 @@ class SqlStore:
             await asyncio.sleep(0)  # let the writers that waited for this batch go first
 
 
+def _feed_position(values: Any) -> FeedPosition:
+    if values is None:
+        return FeedPosition(0, 0, 0)
+    return FeedPosition(
+        seq=values["last_seq"], unread_count=values["unread_count"], unseen_count=values["unseen_count"]
+    )
+
+
 def _event(values: Any, *, snapshot: dict[str, Any] | None) -> FeedEvent:
     return FeedEvent(
         user_id=values["user_id"],
         seq=values["seq"],
         kind=EventKind(values["kind"]),
         unread_count=values["unread_count"],
+        unseen_count=values["unseen_count"],
         notification=NotificationRecord.from_dict(snapshot) if snapshot else None,
         up_to_seq=values["up_to_seq"],
         count=values["count"],
+        category_counts=category_counts_from_json(values["category_counts"]),
     )

@@ -1,0 +1,107 @@
+// The inbox operations of graphql/operations/ (seen, unread again, archive, categories) from graphql-ws, on two devices.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { createClient } from "graphql-ws";
+import WebSocket from "ws";
+
+import { Inbox } from "./lib/harness.mjs";
+import { createNotification, graphql, operations, server } from "./lib/tidings.mjs";
+
+function device() {
+  return createClient({
+    url: server.wsUrl,
+    webSocketImpl: WebSocket,
+    connectionParams: () => ({ authorization: `Bearer ${server.userToken}` }),
+    retryAttempts: 0,
+  });
+}
+
+function follow(client, after) {
+  const events = new Inbox();
+  const dispose = client.subscribe(
+    { query: operations.NotificationEvents, variables: { after } },
+    {
+      next: (result) => {
+        assert.equal(result.errors, undefined, JSON.stringify(result.errors));
+        events.push(result.data.notificationEvents);
+      },
+      error: (error) => events.push({ error: String(error) }),
+      complete: () => {},
+    },
+  );
+  return { events, dispose };
+}
+
+const me = (query, variables) => graphql(query, variables, server.userToken);
+
+test("two devices see seen, unread again, archive and categories in order; the counts match on both", async () => {
+  const page = (await me(operations.Notifications, { first: 20 })).notifications;
+  const phone = device();
+  const laptop = device();
+  try {
+    const onPhone = follow(phone, page.feedCursor);
+    const onLaptop = follow(laptop, page.feedCursor);
+    const comment = await createNotification("Alice commented", { category: "comments" });
+    await createNotification("Invoice ready", { category: "billing" });
+    const opened = (await me(operations.Notifications, { first: 20 })).notifications;
+    assert.equal(opened.unseenCount, 2);
+    const seen = (await me(operations.MarkAllNotificationsSeen, { upTo: opened.feedCursor })).markAllNotificationsSeen;
+    assert.deepEqual([seen.count, seen.unseenCount], [2, 0]);
+    assert.equal((await me(operations.UnseenCount, {})).unseenCount, 0);
+    await me(operations.MarkNotificationRead, { id: comment.id });
+    const unread = (await me(operations.MarkNotificationUnread, { id: comment.id })).markNotificationUnread;
+    assert.equal(unread.read, false);
+    const archived = (await me(operations.ArchiveNotification, { id: comment.id })).archiveNotification;
+    assert.equal(archived.archived, true);
+    const tabs = (await me(operations.CategoryCounts, {})).categoryCounts;
+    assert.deepEqual(tabs, [
+      { category: "billing", unreadCount: 1, unseenCount: 0 },
+      { category: "comments", unreadCount: 0, unseenCount: 0 },
+    ]);
+    await me(operations.UnarchiveNotification, { id: comment.id });
+    await me(operations.MarkNotificationRead, { id: comment.id });
+    const all = (await me(operations.ArchiveAllRead, { upTo: null })).archiveAllRead;
+    assert.deepEqual([all.count, all.unreadCount, all.unseenCount], [1, 1, 0]);
+
+    const expected = [
+      ["CREATED", 1, 1, "comments"],
+      ["CREATED", 2, 2, "billing"],
+      ["ALL_SEEN", 2, 0, null],
+      ["READ", 1, 0, "comments"],
+      ["UNREAD", 2, 0, "comments"],
+      ["ARCHIVED", 1, 0, "comments"],
+      ["UNARCHIVED", 2, 0, "comments"],
+      ["READ", 1, 0, "comments"],
+      ["ALL_ARCHIVED", 1, 0, null],
+    ];
+    const phoneEvents = await onPhone.events.take(expected.length);
+    const laptopEvents = await onLaptop.events.take(expected.length);
+    assert.deepEqual(laptopEvents, phoneEvents);
+    assert.deepEqual(
+      phoneEvents.map((e) => [e.kind, e.unreadCount, e.unseenCount, e.category]),
+      expected,
+    );
+    // Each event brings the badges of the tabs it changed.
+    assert.deepEqual(phoneEvents[2].categoryCounts, [
+      { category: "billing", unreadCount: 1, unseenCount: 0 },
+      { category: "comments", unreadCount: 1, unseenCount: 0 },
+    ]);
+    assert.deepEqual(phoneEvents[5].categoryCounts, [{ category: "comments", unreadCount: 0, unseenCount: 0 }]);
+    const after = (await me(operations.Notifications, { first: 20 })).notifications;
+    assert.deepEqual(
+      after.edges.map((edge) => edge.node.title),
+      ["Invoice ready"],
+    );
+    const archive = (await me(operations.Notifications, { first: 20, filter: { archived: true } })).notifications;
+    assert.deepEqual(
+      archive.edges.map((edge) => [edge.node.title, edge.node.archived, edge.node.category]),
+      [["Alice commented", true, "comments"]],
+    );
+    onPhone.dispose();
+    onLaptop.dispose();
+  } finally {
+    await phone.dispose();
+    await laptop.dispose();
+  }
+});
