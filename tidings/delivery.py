@@ -63,6 +63,9 @@ NOTIFICATION_FIELDS: dict[str, Getter] = {
     "archived": lambda record: record.archived_at is not None,
     "archivedAt": lambda record: _iso(record.archived_at),
     "category": lambda record: record.category,
+    "collapseKey": lambda record: record.collapse_key,
+    "collapsedCount": lambda record: record.collapsed_count,
+    "updatedAt": lambda record: _iso(record.updated_at),
 }
 EVENT_FIELDS: dict[str, Getter] = {
     "__typename": lambda event: "NotificationEvent",

@@ -48,6 +48,7 @@ MAX_TITLE = 200
 MAX_MESSAGE = 10_000
 MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
+MAX_COLLAPSE_KEY = 200
 # Categories name tabs and sit in URLs and CSS classes of clients: a small, safe alphabet.
 CATEGORY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_CATEGORY - 1}}}")
 MAX_PAGE = 100
@@ -119,6 +120,9 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise bad_input(f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", argument="idempotencyKey")
     category = _category(data.category, "category")
+    collapse_key = data.collapse_key
+    if collapse_key is not None and not 1 <= len(collapse_key) <= MAX_COLLAPSE_KEY:
+        raise bad_input(f"collapseKey must be 1 to {MAX_COLLAPSE_KEY} characters", argument="collapseKey")
     return {
         "type": NotificationType(data.type or NotificationType.INFO),
         "title": data.title,
@@ -126,6 +130,7 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
         "data": data.data,
         "idempotency_key": key,
         "category": category,
+        "collapse_key": collapse_key,
     }
 
 

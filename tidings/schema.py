@@ -24,8 +24,9 @@ strawberry.enum(
     records.EventKind,
     name="NotificationEventKind",
     description=(
-        "What happened. CREATED, READ, UNREAD, ARCHIVED, UNARCHIVED and DELETED carry the notification as it is "
-        "after the event (DELETED: as it was last); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
+        "What happened. CREATED, READ, UNREAD, ARCHIVED, UNARCHIVED, UPDATED and DELETED carry the notification as "
+        "it is after the event (DELETED: as it was last; UPDATED: a create with its collapse key folded into it, "
+        "which moved it to the top); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
         "up to `upToSequence` that was unread, unseen, or read and in the inbox, respectively (`count` of them); "
         "RESYNC means events were missed beyond recovery: refetch, then continue from its cursor."
     ),
@@ -44,7 +45,10 @@ class Notification:
     read_at: datetime | None = strawberry.field(description="When it was read (ISO-8601, UTC), or null.")
     created_at: datetime = strawberry.field(description="When it was created (ISO-8601, UTC).")
     sequence: int = strawberry.field(
-        description="Position in the user's feed at which it was created; ALL_READ marks those up to a position."
+        description=(
+            "Position in the user's feed at which it was created, or last updated by a create with its collapse key "
+            "(which moves it to the top); ALL_READ marks those up to a position."
+        )
     )
     seen: bool = strawberry.field(
         description="Whether the user has seen it: opened the inbox it is in (markAllNotificationsSeen) or read it."
@@ -53,6 +57,16 @@ class Notification:
     archived: bool = strawberry.field(description="Whether it is archived: out of the inbox and its counts.")
     archived_at: datetime | None = strawberry.field(description="When it was archived (ISO-8601, UTC), or null.")
     category: str | None = strawberry.field(description="The category it was created in (a tab), or null.")
+    collapse_key: str | None = strawberry.field(description="The collapse key it was created with, or null.")
+    collapsed_count: int = strawberry.field(
+        description=(
+            "How many later creates with its collapse key folded into it while it was unread (0 for none): "
+            '"Alice and 3 others commented" is a collapsedCount of 3.'
+        )
+    )
+    updated_at: datetime | None = strawberry.field(
+        description="When a create with its collapse key last folded into it (ISO-8601, UTC), or null."
+    )
 
     @classmethod
     def from_record(cls, record: records.NotificationRecord) -> Notification:
@@ -72,6 +86,9 @@ class Notification:
             archived=record.archived_at is not None,
             archived_at=record.archived_at,
             category=record.category,
+            collapse_key=record.collapse_key,
+            collapsed_count=record.collapsed_count,
+            updated_at=record.updated_at,
         )
 
 
@@ -206,6 +223,15 @@ class CreateNotificationInput:
         description=(
             "A category for tabs and their counts, or null: 1 to 64 letters, digits and `_ - . : /`, starting with "
             "a letter or digit (e.g. `comments`, `billing.invoices`)."
+        ),
+    )
+    collapse_key: str | None = strawberry.field(
+        default=None,
+        description=(
+            "At most 200 characters. While the user has an unread notification in the inbox with this key and the "
+            "same category, this create updates that one in place (title, message, type, data; `collapsedCount` + "
+            "1; unseen again; moved to the top) with an UPDATED event instead of adding a row. With an "
+            "idempotency key, a retry returns that notification and delivers nothing new."
         ),
     )
 

@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 MAX_CATEGORY = 64
+MAX_KEY = 200  # idempotency and collapse keys
 # What a list and its counts leave out: deleted and archived notifications (the inbox proper).
 IN_INBOX = "deleted_at IS NULL AND archived_at IS NULL"
 
@@ -98,6 +99,14 @@ class Notification(SQLModel, table=True):
         ),
         # A category's tab, newest first.
         sa.Index("ix_notifications_user_category", "user_id", "category", "seq"),
+        # The unread notification a create with a collapse key folds into.
+        sa.Index(
+            "ix_notifications_user_collapse",
+            "user_id",
+            "collapse_key",
+            postgresql_where=sa.text(f"collapse_key IS NOT NULL AND read_at IS NULL AND {IN_INBOX}"),
+            sqlite_where=sa.text(f"collapse_key IS NOT NULL AND read_at IS NULL AND {IN_INBOX}"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -115,6 +124,20 @@ class Notification(SQLModel, table=True):
     category: str | None = Field(default=None, max_length=MAX_CATEGORY)
     idempotency_key: str | None = Field(default=None, max_length=200)
     request_hash: str | None = Field(default=None, max_length=64)
+    collapse_key: str | None = Field(default=None, max_length=MAX_KEY)
+    collapsed_count: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CollapsedCreate(SQLModel, table=True):
+    """The idempotency key of a create that folded into an existing notification: a retry finds that notification."""
+
+    __tablename__: ClassVar[str] = "collapsed_creates"
+
+    user_id: str = Field(primary_key=True, max_length=200)
+    idempotency_key: str = Field(primary_key=True, max_length=MAX_KEY)
+    notification_id: str = Field(max_length=36, nullable=False, index=True)
+    request_hash: str = Field(max_length=64, nullable=False)
 
 
 class NotificationEvent(SQLModel, table=True):
@@ -142,3 +165,4 @@ feeds: sa.Table = UserFeed.__table__  # type: ignore[attr-defined]
 category_counts: sa.Table = CategoryCount.__table__  # type: ignore[attr-defined]
 notifications: sa.Table = Notification.__table__  # type: ignore[attr-defined]
 events: sa.Table = NotificationEvent.__table__  # type: ignore[attr-defined]
+collapsed_creates: sa.Table = CollapsedCreate.__table__  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     ARCHIVED = "ARCHIVED"
     UNARCHIVED = "UNARCHIVED"
     ALL_ARCHIVED = "ALL_ARCHIVED"
+    UPDATED = "UPDATED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ class NotificationRecord:
     seen_at: datetime | None
     archived_at: datetime | None
     category: str | None
+    collapse_key: str | None = None
+    collapsed_count: int = 0  # creates folded into it after the first (collapse keys)
+    updated_at: datetime | None = None  # when a create last folded into it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +65,9 @@ class NotificationRecord:
             "seen_at": _iso(self.seen_at),
             "archived_at": _iso(self.archived_at),
             "category": self.category,
+            "collapse_key": self.collapse_key,
+            "collapsed_count": self.collapsed_count,
+            "updated_at": _iso(self.updated_at),
         }
 
     @classmethod
@@ -80,6 +87,10 @@ class NotificationRecord:
             seen_at=_datetime(raw["seen_at"]) if "seen_at" in raw else read_at,
             archived_at=_datetime(raw.get("archived_at")),
             category=raw.get("category"),
+            # Snapshots from before collapse keys (migration 0004): none was collapsed.
+            collapse_key=raw.get("collapse_key"),
+            collapsed_count=raw.get("collapsed_count", 0),
+            updated_at=_datetime(raw.get("updated_at")),
         )
 
 

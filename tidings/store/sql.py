@@ -40,7 +40,7 @@ from tidings.store.changes import (
     unarchiving,
 )
 from tidings.store.engine import WRITE_OPTION, create_statement_pool
-from tidings.store.models import category_counts, events, feeds, meta_table, notifications
+from tidings.store.models import category_counts, collapsed_creates, events, feeds, meta_table, notifications
 from tidings.store.records import (
     CategoryCounts,
     Counts,
@@ -113,6 +113,9 @@ _NOTIFICATION_COLUMNS = (
     notifications.c.seen_at,
     notifications.c.archived_at,
     notifications.c.category,
+    notifications.c.collapse_key,
+    notifications.c.collapsed_count,
+    notifications.c.updated_at,
 )
 
 
@@ -154,6 +157,7 @@ def _new_record(
     message: str,
     data: dict[str, Any] | None,
     category: str | None,
+    collapse_key: str | None = None,
 ) -> NotificationRecord:
     return NotificationRecord(
         id=str(uuid.uuid4()),
@@ -168,6 +172,7 @@ def _new_record(
         seen_at=None,
         archived_at=None,
         category=category,
+        collapse_key=collapse_key,
     )
 
 
@@ -185,16 +190,27 @@ def _record(row: Any) -> NotificationRecord:
         seen_at=row.seen_at,
         archived_at=row.archived_at,
         category=row.category,
+        collapse_key=row.collapse_key,
+        collapsed_count=row.collapsed_count,
+        updated_at=row.updated_at,
     )
 
 
 def _request_hash(
-    type_: NotificationType, title: str, message: str, data: dict[str, Any] | None, category: str | None
+    type_: NotificationType,
+    title: str,
+    message: str,
+    data: dict[str, Any] | None,
+    category: str | None,
+    collapse_key: str | None = None,
 ) -> str:
-    # Without a category, the hash is the one from before categories existed: a retry across the upgrade still matches.
-    payload: list[Any] = (
-        [type_.value, title, message, data] if category is None else [type_.value, title, message, data, category]
-    )
+    # Without a category or collapse key, the hash is the one from before they existed: a retry across the upgrade
+    # still matches.
+    payload: list[Any] = [type_.value, title, message, data]
+    if category is not None or collapse_key is not None:
+        payload.append(category)
+    if collapse_key is not None:
+        payload.append(collapse_key)
     canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
@@ -378,29 +394,39 @@ class SqlStore:
         data: dict[str, Any] | None,
         idempotency_key: str | None = None,
         category: str | None = None,
+        collapse_key: str | None = None,
     ) -> tuple[NotificationRecord, FeedEvent | None]:
-        """Create a notification; a repeated idempotency key returns the original and no event."""
-        if self._is_postgres and idempotency_key is None:
+        """Create a notification; a repeated idempotency key returns the original and no event.
+
+        With a collapse key, while an unread notification of the user in the inbox has the same key and category,
+        the create folds into it instead (`_collapse`, an UPDATED event).
+        """
+        if self._is_postgres and idempotency_key is None and collapse_key is None:
             return await self._create_in_one_statement(
                 user_id=user_id, type=type, title=title, message=message, data=data, category=category
             )
-        request_hash = _request_hash(type, title, message, data, category)
+        request_hash = _request_hash(type, title, message, data, category, collapse_key)
         async with self._write() as conn:
             position = await self._lock_feed(conn, user_id)
             if idempotency_key is not None:
                 # Read under the feed lock: a concurrent request with the same key has committed or not started.
-                existing = (
-                    await conn.execute(
-                        sa.select(*_NOTIFICATION_COLUMNS, notifications.c.request_hash).where(
-                            notifications.c.user_id == user_id, notifications.c.idempotency_key == idempotency_key
-                        )
-                    )
-                ).one_or_none()
+                existing = await self._created_with_key(conn, user_id, idempotency_key, request_hash)
                 if existing is not None:
-                    if existing.request_hash != request_hash:
-                        raise IdempotencyConflict("idempotencyKey was already used with a different payload")
-                    return _record(existing), None
-            record = _new_record(user_id, position.seq + 1, type, title, message, data, category)
+                    return existing, None
+            if collapse_key is not None:
+                collapsed = await self._collapse(
+                    conn,
+                    position,
+                    user_id=user_id,
+                    fields={"type": type, "title": title, "message": message, "data": data},
+                    category=category,
+                    collapse_key=collapse_key,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                )
+                if collapsed is not None:
+                    return collapsed
+            record = _new_record(user_id, position.seq + 1, type, title, message, data, category, collapse_key)
             await conn.execute(
                 notifications.insert().values(
                     id=record.id,
@@ -414,11 +440,108 @@ class SqlStore:
                     category=category,
                     idempotency_key=idempotency_key,
                     request_hash=request_hash,
+                    collapse_key=collapse_key,
                 )
             )
             event = await self._append(
                 conn, position, user_id=user_id, kind=EventKind.CREATED, change=counted(record), notification=record
             )
+        assert event.notification is not None
+        return event.notification, event
+
+    async def _created_with_key(
+        self, conn: AsyncConnection, user_id: str, idempotency_key: str, request_hash: str
+    ) -> NotificationRecord | None:
+        """The notification a create with this key made or folded into (as it is now), or None for a new key."""
+        existing = (
+            await conn.execute(
+                sa.select(*_NOTIFICATION_COLUMNS, notifications.c.request_hash).where(
+                    notifications.c.user_id == user_id, notifications.c.idempotency_key == idempotency_key
+                )
+            )
+        ).one_or_none()
+        if existing is None:
+            existing = (
+                await conn.execute(
+                    sa.select(*_NOTIFICATION_COLUMNS, collapsed_creates.c.request_hash)
+                    .join(collapsed_creates, collapsed_creates.c.notification_id == notifications.c.id)
+                    .where(
+                        collapsed_creates.c.user_id == user_id, collapsed_creates.c.idempotency_key == idempotency_key
+                    )
+                )
+            ).one_or_none()
+        if existing is None:
+            return None
+        if existing.request_hash != request_hash:
+            raise IdempotencyConflict("idempotencyKey was already used with a different payload")
+        return _record(existing)
+
+    # -- collapse keys ------------------------------------------------------------------------------------------
+
+    async def _collapse(
+        self,
+        conn: AsyncConnection,
+        position: FeedPosition,
+        *,
+        user_id: str,
+        fields: dict[str, Any],
+        category: str | None,
+        collapse_key: str,
+        idempotency_key: str | None,
+        request_hash: str,
+    ) -> tuple[NotificationRecord, FeedEvent] | None:
+        """Fold a create into the user's unread notification with the same collapse key and category, if any.
+
+        It takes the new content, counts one more collapsed create, becomes unseen again and moves to the top: its
+        `seq` becomes the position of its UPDATED event, so lists (newest first by `seq`) show it first and a later
+        mark-all `upTo` an earlier cursor leaves it alone, as it would a new one. Still one row: unread stays 1.
+        """
+        row = (
+            await conn.execute(
+                sa.select(*_NOTIFICATION_COLUMNS)
+                .where(
+                    notifications.c.user_id == user_id,
+                    notifications.c.collapse_key == collapse_key,
+                    UNREAD,
+                    notifications.c.category.is_(None) if category is None else notifications.c.category == category,
+                )
+                .order_by(notifications.c.seq.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        current = _record(row)
+        values = {
+            **fields,
+            "seq": position.seq + 1,
+            "seen_at": None,
+            "collapsed_count": current.collapsed_count + 1,
+            "updated_at": _now(),
+        }
+        await conn.execute(
+            notifications.update()
+            .where(notifications.c.id == current.id)
+            .values(**{**values, "type": fields["type"].value})
+        )
+        if idempotency_key is not None:
+            await conn.execute(
+                collapsed_creates.insert().values(
+                    user_id=user_id,
+                    idempotency_key=idempotency_key,
+                    notification_id=current.id,
+                    request_hash=request_hash,
+                )
+            )
+        record = dataclasses.replace(current, **values)
+        event = await self._append(
+            conn,
+            position,
+            user_id=user_id,
+            kind=EventKind.UPDATED,
+            change=counted(record) - counted(current),
+            notification=record,
+        )
         assert event.notification is not None
         return event.notification, event
 
@@ -771,7 +894,15 @@ class SqlStore:
         old_tombstones = notifications.c.id.in_(
             sa.select(notifications.c.id).where(notifications.c.deleted_at < cutoff).limit(batch_size)
         )
+        # The keys of creates that folded into a tombstone go first, with it: a retry with one makes a new notification.
+        old_collapsed_keys = sa.tuple_(collapsed_creates.c.user_id, collapsed_creates.c.idempotency_key).in_(
+            sa.select(collapsed_creates.c.user_id, collapsed_creates.c.idempotency_key)
+            .join(notifications, notifications.c.id == collapsed_creates.c.notification_id)
+            .where(notifications.c.deleted_at < cutoff)
+            .limit(batch_size)
+        )
         removed_events = await self._delete_in_batches(events.delete().where(old_events), batch_size)
+        await self._delete_in_batches(collapsed_creates.delete().where(old_collapsed_keys), batch_size)
         removed_tombstones = await self._delete_in_batches(notifications.delete().where(old_tombstones), batch_size)
         return removed_events, removed_tombstones
 
