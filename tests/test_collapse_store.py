@@ -1,4 +1,4 @@
-"""Collapse keys in the store, on SQLite and PostgreSQL; migration 0004 with data in it."""
+"""Collapse keys and mute in the store, on SQLite and PostgreSQL; migration 0004 with data in it."""
 
 from __future__ import annotations
 
@@ -112,6 +112,60 @@ async def test_purge_forgets_the_keys_of_collapsed_creates_with_their_tombstone(
     assert again.id != first.id and event is not None and event.kind == EventKind.CREATED
 
 
+async def test_a_notification_in_a_muted_category_arrives_read_seen_and_uncounted(store: SqlStore, user: str) -> None:
+    await _create(store, user, "counted", category="comments")
+    muted, position, event = await store.set_muted_categories(user_id=user, categories=["social", "billing", "social"])
+    assert muted == ("billing", "social") == await store.muted_categories(user)
+    assert event is not None and event.kind == EventKind.PREFERENCES and event.muted_categories == muted
+    assert (event.seq, event.unread_count, event.unseen_count, event.category_counts) == (2, 1, 1, ())
+    assert position.seq == 2
+    assert (await store.set_muted_categories(user_id=user, categories=["social", "billing"]))[2] is None
+    quiet, created = await _create(store, user, "quiet", category="social")
+    assert quiet.muted and quiet.read_at == quiet.seen_at == quiet.created_at
+    assert created is not None and (created.unread_count, created.unseen_count, created.category_counts) == (1, 1, ())
+    keyed, _ = await _create(store, user, "keyed", category="billing", idempotency_key="i")  # the general path
+    assert keyed.muted and keyed.read_at is not None
+    loud, _ = await _create(store, user, "loud", category="comments")
+    plain, _ = await _create(store, user, "plain")
+    assert not loud.muted and not plain.muted and loud.read_at is None
+    assert await assert_counts_are_the_recount(store, user) == Counts(3, 3)
+    assert await store.category_counts(user) == [CategoryCounts("comments", 2, 2)]
+    _, _, unmuted = await store.set_muted_categories(user_id=user, categories=[])
+    assert unmuted is not None and unmuted.muted_categories == () and await store.muted_categories(user) == ()
+    assert not (await _create(store, user, "heard", category="social"))[0].muted
+    assert await assert_counts_are_the_recount(store, user) == Counts(4, 4)
+    live = [event, created, unmuted]
+    replayed = {replay.seq: replay for replay in await store.events_after(user, 0, limit=100)}
+    assert [replayed[e.seq].to_json() for e in live if e is not None] == [e.to_json() for e in live if e is not None]
+
+
+async def test_a_muted_create_does_not_collapse_into_an_unread_one(store: SqlStore, user: str) -> None:
+    first, _ = await _create(store, user, "one", category="social", collapse_key="k")
+    await store.set_muted_categories(user_id=user, categories=["social"])
+    second, event = await _create(store, user, "two", category="social", collapse_key="k")
+    assert second.id != first.id and second.muted and event is not None and event.kind == EventKind.CREATED
+    assert await assert_counts_are_the_recount(store, user) == Counts(1, 1)
+
+
+async def test_concurrent_mutes_and_creates_keep_the_counts_equal_to_a_recount(store: SqlStore, user: str) -> None:
+    async def toggle(n: int) -> None:
+        await store.set_muted_categories(user_id=user, categories=["social"] if n % 2 else [])
+
+    await asyncio.gather(
+        *(_create(store, user, f"n{n}", category="social") for n in range(16)), *(toggle(n) for n in range(8))
+    )
+    events = await store.events_after(user, 0, limit=100)
+    assert [event.seq for event in events] == list(range(1, len(events) + 1))
+    # Each create counted exactly when the mute it saw (the last PREFERENCES before it) did not hold.
+    muted = False
+    for event in events:
+        if event.kind == EventKind.PREFERENCES:
+            muted = event.muted_categories == ("social",)
+        elif event.notification is not None:
+            assert event.notification.muted is muted
+    await assert_counts_are_the_recount(store, user)
+
+
 async def test_migration_0004_brings_rows_forward_from_0002(database_url: str) -> None:
     from tidings.store import create_engine
 
@@ -139,5 +193,8 @@ async def test_migration_0004_brings_rows_forward_from_0002(database_url: str) -
         folded, event = await _create(store, alice, "newer", collapse_key="k", idempotency_key="i")
         assert folded.id == made.id and event is not None and (event.seq, event.unread_count) == (7, 2)
         assert await assert_counts_are_the_recount(store, alice) == Counts(2, 2)
+        assert await store.muted_categories(alice) == () and not folded.muted
+        await store.set_muted_categories(user_id=bob, categories=["social"])
+        assert (await _create(store, bob, "quiet", category="social"))[0].muted
     finally:
         await store.close()

@@ -37,12 +37,13 @@ INBOX_EVENT_FIELDS = [
     "unseenCount",
     "category",
     "categoryCounts { unseenCount __typename category unreadCount }",
+    "mutedCategories",
 ]
 INBOX_NOTIFICATION_FIELDS = [
     *NOTIFICATION_FIELDS, "seen", "seenAt", "archived", "archivedAt", "category",
-    "collapseKey", "collapsedCount", "updatedAt",
+    "collapseKey", "collapsedCount", "updatedAt", "muted",
 ]  # fmt: skip
-INBOX_EVENTS_PER_RUN = 12  # what `_make_inbox_events` causes
+INBOX_EVENTS_PER_RUN = 15  # what `_make_inbox_events` causes
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +152,10 @@ async def _make_inbox_events(url: str, user: str) -> None:
     await gql(url, "mutation { archiveAllRead { count } }", bearer=bearer)
     await create(url, user, "Alice commented", category="comments", collapseKey="post-1")
     await create(url, user, "Alice and Bob commented", category="comments", collapseKey="post-1", data={"n": 2})
+    mute = "mutation($c: [String!]!) { setMutedCategories(categories: $c) { cursor } }"
+    await gql(url, mute, {"c": ["social", "billing.invoices"]}, bearer=bearer)
+    await create(url, user, "quiet", category="social")
+    await gql(url, mute, {"c": []}, bearer=bearer)
 
 
 async def _start_cursor(url: str, user: str) -> str:
@@ -391,11 +396,14 @@ async def test_create_notification_answers_alike_on_both_paths(
 async def test_collapsing_creates_answer_alike_on_both_paths(
     both_paths: tuple[ServerProcess, ServerProcess], user: str
 ) -> None:
-    """A create that folds into an unread one, its retry and a refused key: the same bytes on the plan and off it."""
+    """A create that folds into an unread one, its retry, a refused key and a muted create: the same bytes on the plan
+    and off it."""
     create_document = (OPERATIONS / "CreateNotification.graphql").read_text()
     answers: list[list[tuple[int, str | None, Any]]] = [[], []]
     for index, server in enumerate(both_paths):
         good = {"userId": f"{user}-{index}", "title": "Grüße", "message": "m", "collapseKey": "post-1"}
+        mute = 'mutation($u: ID) { setMutedCategories(categories: ["social"], userId: $u) { cursor } }'
+        assert "errors" not in await gql(server.graphql_url, mute, {"u": good["userId"]}, bearer=service_token())
         for variables in (
             {"input": good},
             {"input": {**good, "title": "again", "idempotencyKey": "i"}},  # then its retry: the same answer
@@ -403,6 +411,7 @@ async def test_collapsing_creates_answer_alike_on_both_paths(
             {"input": {**good, "collapseKey": ""}},
             {"input": {**good, "collapseKey": "k" * 201}},
             {"input": {**good, "collapseKey": 5}},  # does not coerce
+            {"input": {**good, "collapseKey": None, "category": "social"}},  # muted: read and seen
         ):
             headers = {"content-type": "application/json", "authorization": f"Bearer {service_token()}"}
             for _ in range(2):  # the first validates and caches the document, the second is the fast path's
@@ -412,15 +421,15 @@ async def test_collapsing_creates_answer_alike_on_both_paths(
     assert answers[0] == answers[1]
     # Folded in once, then once more; the retry is the same answer, not a third collapse.
     folded = [re.findall(r'"collapsedCount":(\d+)', answer) for *_, answer in answers[0]]
-    assert folded == [["0"], ["1"], ["2"], ["2"], [], [], [], [], [], [], [], []]
+    assert folded == [["0"], ["1"], ["2"], ["2"], [], [], [], [], [], [], [], [], ["0"], ["0"]]
+    assert answers[0][-1][2].count('"muted":true') == 1 and '"read":true' in answers[0][-1][2]
 
 
 def _without_what_is_new(body: bytes) -> Any:
     """The body, with the id, times and position of a created notification blanked, key order kept."""
     text = body.decode()
     text = re.sub(r'"id":"[0-9a-f-]{36}"', '"id":"…"', text)
-    text = re.sub(r'"createdAt":"[^"]+"', '"createdAt":"…"', text)
-    text = re.sub(r'"updatedAt":"[^"]+"', '"updatedAt":"…"', text)
+    text = re.sub(r'"(createdAt|updatedAt|readAt|seenAt)":"[^"]+"', r'"\1":"…"', text)
     text = re.sub(r'"userId":"user-[0-9a-f]+-[01]"', '"userId":"…"', text)
     return re.sub(r'"sequence":\d+', '"sequence":0', text)
 

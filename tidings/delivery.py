@@ -66,6 +66,7 @@ NOTIFICATION_FIELDS: dict[str, Getter] = {
     "collapseKey": lambda record: record.collapse_key,
     "collapsedCount": lambda record: record.collapsed_count,
     "updatedAt": lambda record: _iso(record.updated_at),
+    "muted": lambda record: record.muted,
 }
 EVENT_FIELDS: dict[str, Getter] = {
     "__typename": lambda event: "NotificationEvent",
@@ -76,6 +77,7 @@ EVENT_FIELDS: dict[str, Getter] = {
     "count": lambda event: event.count,
     "unseenCount": lambda event: event.unseen_count,
     "category": lambda event: event.category,
+    "mutedCategories": lambda event: list(event.muted_categories) if event.muted_categories is not None else None,
 }
 CATEGORY_COUNT_FIELDS: dict[str, Getter] = {
     "__typename": lambda counts: "CategoryCount",

@@ -25,6 +25,7 @@ from tidings.schema import (
     CreateNotificationInput,
     MarkAllReadResult,
     MarkAllSeenResult,
+    MutedCategoriesResult,
     Notification,
     NotificationConnection,
     NotificationEvent,
@@ -49,6 +50,7 @@ MAX_MESSAGE = 10_000
 MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
 MAX_COLLAPSE_KEY = 200
+MAX_MUTED_CATEGORIES = 100
 # Categories name tabs and sit in URLs and CSS classes of clients: a small, safe alphabet.
 CATEGORY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_CATEGORY - 1}}}")
 MAX_PAGE = 100
@@ -295,6 +297,17 @@ class Query:
         counts = await _db(info.context, lambda: store.category_counts(user))
         return [CategoryCount.from_record(category) for category in counts]
 
+    @strawberry.field(
+        description=(
+            "The categories the user muted, by name: new notifications in them arrive read and seen, uncounted. A "
+            "user reads its own; a service passes `userId`."
+        )
+    )
+    async def muted_categories(self, info: Info[Context, None], user_id: strawberry.ID | None = None) -> list[str]:
+        store = info.context.services.store
+        user = info.context.caller.target_user(user_id)
+        return list(await _db(info.context, lambda: store.muted_categories(user)))
+
     @strawberry.field(description="One notification; null when it does not exist or is not the caller's.")
     async def notification(self, info: Info[Context, None], id: strawberry.ID) -> Notification | None:
         store = info.context.services.store
@@ -405,6 +418,32 @@ class Mutation:
         position = result.position
         return ArchiveAllResult(
             count=result.count, unread_count=position.unread_count, unseen_count=position.unseen_count, cursor=cursor
+        )
+
+    @strawberry.mutation(
+        description=(
+            "Replace the user's muted categories (at most 100, each a valid category; repeats ignored): a new "
+            "notification in one of them is stored already read and seen, marked `muted`, and not counted, so the "
+            "sending service need not know the user's preferences. What has arrived stays as it is. Every device "
+            "gets a PREFERENCES event; the same set again: no event. A user sets its own; a service passes `userId`."
+        )
+    )
+    async def set_muted_categories(
+        self, info: Info[Context, None], categories: list[str], user_id: strawberry.ID | None = None
+    ) -> MutedCategoriesResult:
+        context = info.context
+        _mutating(context)
+        user = context.caller.target_user(user_id)
+        if len(categories) > MAX_MUTED_CATEGORIES:
+            raise bad_input(f"categories must be at most {MAX_MUTED_CATEGORIES}", argument="categories")
+        names = [_category(name, "categories") or "" for name in categories]
+        store = context.services.store
+        muted, position, event = await _db(
+            context, lambda: store.set_muted_categories(user_id=user, categories=names), write=True
+        )
+        await _publish(context, event)
+        return MutedCategoriesResult(
+            muted_categories=list(muted), cursor=FeedCursor(store.epoch, position.seq).encode()
         )
 
     @strawberry.mutation(description="Delete one notification; returns its id. Devices get a DELETED event.")

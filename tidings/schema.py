@@ -28,6 +28,7 @@ strawberry.enum(
         "it is after the event (DELETED: as it was last; UPDATED: a create with its collapse key folded into it, "
         "which moved it to the top); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
         "up to `upToSequence` that was unread, unseen, or read and in the inbox, respectively (`count` of them); "
+        "PREFERENCES set the user's `mutedCategories`; "
         "RESYNC means events were missed beyond recovery: refetch, then continue from its cursor."
     ),
 )
@@ -67,6 +68,9 @@ class Notification:
     updated_at: datetime | None = strawberry.field(
         description="When a create with its collapse key last folded into it (ISO-8601, UTC), or null."
     )
+    muted: bool = strawberry.field(
+        description="Whether it arrived in a category the user had muted: stored read and seen, never counted."
+    )
 
     @classmethod
     def from_record(cls, record: records.NotificationRecord) -> Notification:
@@ -89,6 +93,7 @@ class Notification:
             collapse_key=record.collapse_key,
             collapsed_count=record.collapsed_count,
             updated_at=record.updated_at,
+            muted=record.muted,
         )
 
 
@@ -175,6 +180,9 @@ class NotificationEvent:
             "badges follow the events without a refetch."
         )
     )
+    muted_categories: list[str] | None = strawberry.field(
+        description="For PREFERENCES: the user's muted categories after it, by name. Null otherwise."
+    )
 
     @classmethod
     def from_event(cls, event: records.FeedEvent, epoch: str) -> NotificationEvent:
@@ -189,6 +197,7 @@ class NotificationEvent:
             unseen_count=event.unseen_count,
             category=event.category,
             category_counts=[CategoryCount.from_record(counts) for counts in event.category_counts],
+            muted_categories=list(event.muted_categories) if event.muted_categories is not None else None,
         )
 
 
@@ -261,4 +270,12 @@ class ArchiveAllResult:
     unseen_count: int = strawberry.field(description="The user's unseen count afterwards.")
     cursor: str = strawberry.field(
         description="Feed position after the ALL_ARCHIVED event (or the current position when nothing changed)."
+    )
+
+
+@strawberry.type(description="Result of setting the user's muted categories.")
+class MutedCategoriesResult:
+    muted_categories: list[str] = strawberry.field(description="The user's muted categories now, by name.")
+    cursor: str = strawberry.field(
+        description="Feed position after the PREFERENCES event (or the current position when nothing changed)."
     )

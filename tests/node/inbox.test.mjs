@@ -1,4 +1,5 @@
-// The inbox operations of graphql/operations/ (seen, unread again, archive, categories) from graphql-ws, on two devices.
+// The inbox operations of graphql/operations/ (seen, unread again, archive, categories, collapse, mute) from graphql-ws, on
+// two devices.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -98,6 +99,55 @@ test("two devices see seen, unread again, archive and categories in order; the c
       archive.edges.map((edge) => [edge.node.title, edge.node.archived, edge.node.category]),
       [["Alice commented", true, "comments"]],
     );
+    onPhone.dispose();
+    onLaptop.dispose();
+  } finally {
+    await phone.dispose();
+    await laptop.dispose();
+  }
+});
+
+test("two devices see a collapse update in place and a mute, in order; the list agrees", async () => {
+  const page = (await me(operations.Notifications, { first: 20 })).notifications;
+  const phone = device();
+  const laptop = device();
+  try {
+    const onPhone = follow(phone, page.feedCursor);
+    const onLaptop = follow(laptop, page.feedCursor);
+    const first = await createNotification("Alice commented", { category: "comments", collapseKey: "post-7" });
+    const folded = await createNotification("Alice and Bob commented", { category: "comments", collapseKey: "post-7" });
+    assert.deepEqual([folded.id, folded.collapsedCount, folded.collapseKey], [first.id, 1, "post-7"]);
+    const muted = (await me(operations.SetMutedCategories, { categories: ["social"] })).setMutedCategories;
+    assert.deepEqual(muted.mutedCategories, ["social"]);
+    assert.deepEqual((await me(operations.MutedCategories, {})).mutedCategories, ["social"]);
+    const quiet = await createNotification("Carol followed you", { category: "social" });
+    assert.deepEqual([quiet.read, quiet.seen, quiet.muted], [true, true, true]);
+
+    const before = page.unreadCount;
+    const expected = [
+      ["CREATED", before + 1, "comments", null],
+      ["UPDATED", before + 1, "comments", null],
+      ["PREFERENCES", before + 1, null, ["social"]],
+      ["CREATED", before + 1, "social", null],
+    ];
+    const phoneEvents = await onPhone.events.take(expected.length);
+    const laptopEvents = await onLaptop.events.take(expected.length);
+    assert.deepEqual(laptopEvents, phoneEvents);
+    assert.deepEqual(
+      phoneEvents.map((e) => [e.kind, e.unreadCount, e.category, e.mutedCategories]),
+      expected,
+    );
+    assert.equal(phoneEvents[1].notification.title, "Alice and Bob commented");
+    assert.equal(phoneEvents[1].notification.sequence, phoneEvents[1].sequence);
+    const after = (await me(operations.Notifications, { first: 2 })).notifications;
+    assert.deepEqual(
+      after.edges.map((edge) => [edge.node.title, edge.node.collapsedCount, edge.node.muted]),
+      [
+        ["Carol followed you", 0, true],
+        ["Alice and Bob commented", 1, false],
+      ],
+    );
+    await me(operations.SetMutedCategories, { categories: [] });
     onPhone.dispose();
     onLaptop.dispose();
   } finally {

@@ -52,6 +52,8 @@ class UserFeed(SQLModel, table=True):
     last_seq: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     unread_count: int = Field(default=0, nullable=False)
     unseen_count: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+    # The categories whose new notifications arrive read and seen, by name; null for none (read under this lock).
+    muted_categories: list[str] | None = Field(default=None, sa_type=JSONType)
 
 
 class CategoryCount(SQLModel, table=True):
@@ -127,6 +129,7 @@ class Notification(SQLModel, table=True):
     collapse_key: str | None = Field(default=None, max_length=MAX_KEY)
     collapsed_count: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
     updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    muted: bool = Field(default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class CollapsedCreate(SQLModel, table=True):
@@ -157,6 +160,7 @@ class NotificationEvent(SQLModel, table=True):
     count: int | None = Field(default=None)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     category_counts: list[Any] | None = Field(default=None, sa_type=JSONType)  # [[category, unread, unseen], ...]
+    muted_categories: list[str] | None = Field(default=None, sa_type=JSONType)  # PREFERENCES: muted after it
 
 
 metadata = SQLModel.metadata

@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     UNARCHIVED = "UNARCHIVED"
     ALL_ARCHIVED = "ALL_ARCHIVED"
     UPDATED = "UPDATED"
+    PREFERENCES = "PREFERENCES"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class NotificationRecord:
     collapse_key: str | None = None
     collapsed_count: int = 0  # creates folded into it after the first (collapse keys)
     updated_at: datetime | None = None  # when a create last folded into it
+    muted: bool = False  # created in a category the user had muted: stored read and seen
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class NotificationRecord:
             "collapse_key": self.collapse_key,
             "collapsed_count": self.collapsed_count,
             "updated_at": _iso(self.updated_at),
+            "muted": self.muted,
         }
 
     @classmethod
@@ -91,6 +94,7 @@ class NotificationRecord:
             collapse_key=raw.get("collapse_key"),
             collapsed_count=raw.get("collapsed_count", 0),
             updated_at=_datetime(raw.get("updated_at")),
+            muted=raw.get("muted", False),
         )
 
 
@@ -132,6 +136,7 @@ class FeedEvent:
     up_to_seq: int | None = None  # ALL_*: notifications created at or before this position were changed
     count: int | None = None  # ALL_*: how many were changed
     category_counts: tuple[CategoryCounts, ...] = ()  # of each category it changed, right after it, by name
+    muted_categories: tuple[str, ...] | None = None  # PREFERENCES: the user's muted categories after it
 
     @property
     def category(self) -> str | None:
@@ -150,6 +155,7 @@ class FeedEvent:
                 "up_to_seq": self.up_to_seq,
                 "count": self.count,
                 "category_counts": category_counts_to_json(self.category_counts),
+                "muted_categories": muted_to_json(self.muted_categories),
             }
         )
 
@@ -167,6 +173,7 @@ class FeedEvent:
             up_to_seq=raw["up_to_seq"],
             count=raw["count"],
             category_counts=category_counts_from_json(raw.get("category_counts")),
+            muted_categories=muted_from_json(raw.get("muted_categories")),
         )
 
 
@@ -195,6 +202,14 @@ def category_counts_to_json(counts: tuple[CategoryCounts, ...]) -> list[list[Any
 
 def category_counts_from_json(raw: list[list[Any]] | None) -> tuple[CategoryCounts, ...]:
     return tuple(CategoryCounts(category, unread, unseen) for category, unread, unseen in raw or ())
+
+
+def muted_to_json(categories: tuple[str, ...] | None) -> list[str] | None:
+    return list(categories) if categories is not None else None
+
+
+def muted_from_json(raw: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(raw) if raw is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,8 @@ from tidings.store.records import (
     NotificationType,
     category_counts_from_json,
     category_counts_to_json,
+    muted_from_json,
+    muted_to_json,
 )
 
 T = TypeVar("T")
@@ -66,25 +68,34 @@ PURGE_BATCH = 5000  # rows per retention transaction (TIDINGS_RETENTION_BATCH_SI
 # the feed row's lock and the next position, the notification and its event are written at that position, and the
 # statement commits on its own. Same rows, same lock order as the general path below (which SQLite uses).
 # The category's counts change after the feed row is locked (that part reads `feed`), the order every writer keeps.
+# Whether the category is muted is read from the locked feed row (ON CONFLICT DO UPDATE sees its latest version, so
+# a setMutedCategories that committed first is seen): a muted one is stored read and seen, counted nowhere, and its
+# event carries the muted snapshot ($10) instead of the plain one ($8).
 _CREATE_IN_ONE_STATEMENT = """
 WITH feed AS (
     INSERT INTO user_feeds AS f (user_id, last_seq, unread_count, unseen_count) VALUES ($1, 1, 1, 1)
     ON CONFLICT (user_id) DO UPDATE
-    SET last_seq = f.last_seq + 1, unread_count = f.unread_count + 1, unseen_count = f.unseen_count + 1
-    RETURNING last_seq, unread_count, unseen_count
+    SET last_seq = f.last_seq + 1,
+        unread_count = f.unread_count + CASE WHEN f.muted_categories @> jsonb_build_array($9::text) THEN 0 ELSE 1 END,
+        unseen_count = f.unseen_count + CASE WHEN f.muted_categories @> jsonb_build_array($9::text) THEN 0 ELSE 1 END
+    RETURNING last_seq, unread_count, unseen_count,
+        COALESCE(muted_categories @> jsonb_build_array($9::text), false) AS muted
 ), notification AS (
-    INSERT INTO notifications (id, user_id, seq, type, title, message, data, created_at, category)
-    SELECT $2, $1, feed.last_seq, $3, $4, $5, $6::jsonb, $7, $9::text FROM feed
+    INSERT INTO notifications (id, user_id, seq, type, title, message, data, created_at, category, read_at, seen_at,
+        muted)
+    SELECT $2, $1, feed.last_seq, $3, $4, $5, $6::jsonb, $7, $9::text, CASE WHEN feed.muted THEN $7::timestamptz END,
+        CASE WHEN feed.muted THEN $7::timestamptz END, feed.muted FROM feed
 ), category AS (
     INSERT INTO category_counts AS c (user_id, category, unread_count, unseen_count)
-    SELECT $1, $9::text, 1, 1 FROM feed WHERE $9::text IS NOT NULL
+    SELECT $1, $9::text, 1, 1 FROM feed WHERE $9::text IS NOT NULL AND NOT feed.muted
     ON CONFLICT (user_id, category) DO UPDATE
     SET unread_count = c.unread_count + 1, unseen_count = c.unseen_count + 1
     RETURNING category, unread_count, unseen_count
 )
 INSERT INTO notification_events
     (user_id, seq, kind, notification_id, snapshot, unread_count, unseen_count, created_at, category_counts)
-SELECT $1, feed.last_seq, 'CREATED', $2, jsonb_set($8::jsonb, '{seq}', to_jsonb(feed.last_seq)),
+SELECT $1, feed.last_seq, 'CREATED', $2,
+    jsonb_set(CASE WHEN feed.muted THEN $10::jsonb ELSE $8::jsonb END, '{seq}', to_jsonb(feed.last_seq)),
     feed.unread_count, feed.unseen_count, $7,
     CASE WHEN category.category IS NULL THEN NULL
     ELSE jsonb_build_array(jsonb_build_array(category.category, category.unread_count, category.unseen_count)) END
@@ -95,7 +106,8 @@ RETURNING seq, unread_count, unseen_count, snapshot, category_counts
 _POSITION = "SELECT last_seq, unread_count, unseen_count FROM user_feeds WHERE user_id = $1"
 _POSITIONS = "SELECT user_id, last_seq FROM user_feeds WHERE user_id = ANY($1::text[])"
 _EVENTS_AFTER = (
-    "SELECT user_id, seq, kind, snapshot, unread_count, unseen_count, up_to_seq, count, category_counts "
+    "SELECT user_id, seq, kind, snapshot, unread_count, unseen_count, up_to_seq, count, category_counts, "
+    "muted_categories "
     "FROM notification_events "
     "WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
 )
@@ -116,6 +128,7 @@ _NOTIFICATION_COLUMNS = (
     notifications.c.collapse_key,
     notifications.c.collapsed_count,
     notifications.c.updated_at,
+    notifications.c.muted,
 )
 
 
@@ -158,7 +171,10 @@ def _new_record(
     data: dict[str, Any] | None,
     category: str | None,
     collapse_key: str | None = None,
+    *,
+    muted: bool = False,
 ) -> NotificationRecord:
+    now = _now()
     return NotificationRecord(
         id=str(uuid.uuid4()),
         user_id=user_id,
@@ -167,13 +183,19 @@ def _new_record(
         title=title,
         message=message,
         data=data,
-        read_at=None,
-        created_at=_now(),
-        seen_at=None,
+        read_at=now if muted else None,
+        created_at=now,
+        seen_at=now if muted else None,
         archived_at=None,
         category=category,
         collapse_key=collapse_key,
+        muted=muted,
     )
+
+
+def _muted_draft(draft: NotificationRecord) -> NotificationRecord:
+    """The draft of a create as it is stored when its category turns out muted: read and seen as it arrives."""
+    return dataclasses.replace(draft, read_at=draft.created_at, seen_at=draft.created_at, muted=True)
 
 
 def _record(row: Any) -> NotificationRecord:
@@ -193,6 +215,7 @@ def _record(row: Any) -> NotificationRecord:
         collapse_key=row.collapse_key,
         collapsed_count=row.collapsed_count,
         updated_at=row.updated_at,
+        muted=row.muted,
     )
 
 
@@ -307,6 +330,7 @@ class SqlStore:
         by_category: Mapping[str, Counts] | None = None,
         up_to_seq: int | None = None,
         count: int | None = None,
+        muted_categories: tuple[str, ...] | None = None,
     ) -> FeedEvent:
         """Take the next position of a locked feed, move its counts by `change`, and log the event there.
 
@@ -327,6 +351,7 @@ class SqlStore:
             up_to_seq=up_to_seq,
             count=count,
             category_counts=await self._count_categories(conn, user_id, by_category),
+            muted_categories=muted_categories,
         )
         await conn.execute(
             feeds.update()
@@ -348,6 +373,7 @@ class SqlStore:
                 count=count,
                 created_at=_now(),
                 category_counts=category_counts_to_json(event.category_counts),
+                muted_categories=muted_to_json(muted_categories),
             )
         )
         stored = inserted.scalar_one()
@@ -413,7 +439,8 @@ class SqlStore:
                 existing = await self._created_with_key(conn, user_id, idempotency_key, request_hash)
                 if existing is not None:
                     return existing, None
-            if collapse_key is not None:
+            muted = category is not None and category in await self._muted(conn, user_id)
+            if collapse_key is not None and not muted:  # a muted create must not make an unread one unseen again
                 collapsed = await self._collapse(
                     conn,
                     position,
@@ -426,7 +453,9 @@ class SqlStore:
                 )
                 if collapsed is not None:
                     return collapsed
-            record = _new_record(user_id, position.seq + 1, type, title, message, data, category, collapse_key)
+            record = _new_record(
+                user_id, position.seq + 1, type, title, message, data, category, collapse_key, muted=muted
+            )
             await conn.execute(
                 notifications.insert().values(
                     id=record.id,
@@ -437,6 +466,9 @@ class SqlStore:
                     message=message,
                     data=data,
                     created_at=record.created_at,
+                    read_at=record.read_at,
+                    seen_at=record.seen_at,
+                    muted=muted,
                     category=category,
                     idempotency_key=idempotency_key,
                     request_hash=request_hash,
@@ -569,6 +601,7 @@ class SqlStore:
                 draft.created_at,
                 orjson.dumps(draft.to_dict()).decode(),
                 category,
+                None if category is None else orjson.dumps(_muted_draft(draft).to_dict()).decode(),
             )
         assert row is not None
         # The record as stored: PostgreSQL's jsonb orders object keys its own way, and a replay reads it back so;
@@ -742,6 +775,45 @@ class SqlStore:
         return MarkAllResult(
             count=count, position=FeedPosition(event.seq, event.unread_count, event.unseen_count), event=event
         )
+
+    # -- mute -------------------------------------------------------------------------------------------------
+
+    async def _muted(self, conn: AsyncConnection, user_id: str) -> tuple[str, ...]:
+        """The user's muted categories (read under the feed lock when a create asks)."""
+        raw = await conn.scalar(sa.select(feeds.c.muted_categories).where(feeds.c.user_id == user_id))
+        return tuple(raw or ())
+
+    async def set_muted_categories(
+        self, *, user_id: str, categories: Sequence[str]
+    ) -> tuple[tuple[str, ...], FeedPosition, FeedEvent | None]:
+        """Replace the user's muted categories (kept sorted, without repeats); the same set again: no event.
+
+        Only later creates are muted: what has arrived stays as it is, and so do the counts.
+        """
+        muted = tuple(sorted(set(categories)))
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            if await self._muted(conn, user_id) == muted:
+                return muted, position, None
+            await conn.execute(
+                feeds.update()
+                .where(feeds.c.user_id == user_id)
+                .values(muted_categories=list(muted) if muted else sa.null())
+            )
+            event = await self._append(
+                conn,
+                position,
+                user_id=user_id,
+                kind=EventKind.PREFERENCES,
+                change=Counts(),
+                notification=None,
+                muted_categories=muted,
+            )
+        return muted, FeedPosition(event.seq, event.unread_count, event.unseen_count), event
+
+    async def muted_categories(self, user_id: str) -> tuple[str, ...]:
+        async with self._read() as conn:
+            return await self._muted(conn, user_id)
 
     # -- reads --------------------------------------------------------------------------------------------------
 
@@ -936,4 +1008,5 @@ def _event(values: Any, *, snapshot: dict[str, Any] | None) -> FeedEvent:
         up_to_seq=values["up_to_seq"],
         count=values["count"],
         category_counts=category_counts_from_json(values["category_counts"]),
+        muted_categories=muted_from_json(values["muted_categories"]),
     )
