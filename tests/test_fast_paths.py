@@ -38,12 +38,13 @@ INBOX_EVENT_FIELDS = [
     "category",
     "categoryCounts { unseenCount __typename category unreadCount }",
     "mutedCategories",
+    "deleted { category __typename read archived }",
 ]
 INBOX_NOTIFICATION_FIELDS = [
     *NOTIFICATION_FIELDS, "seen", "seenAt", "archived", "archivedAt", "category",
     "collapseKey", "collapsedCount", "updatedAt", "muted",
 ]  # fmt: skip
-INBOX_EVENTS_PER_RUN = 15  # what `_make_inbox_events` causes
+INBOX_EVENTS_PER_RUN = 16  # what `_make_inbox_events` causes
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +157,8 @@ async def _make_inbox_events(url: str, user: str) -> None:
     await gql(url, mute, {"c": ["social", "billing.invoices"]}, bearer=bearer)
     await create(url, user, "quiet", category="social")
     await gql(url, mute, {"c": []}, bearer=bearer)
+    delete = 'mutation { deleteNotifications(filter: {category: "social", read: true}) { count } }'
+    await gql(url, delete, bearer=bearer)
 
 
 async def _start_cursor(url: str, user: str) -> str:

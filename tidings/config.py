@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     max_query_depth: Annotated[int, Field(ge=1)] = 10
     max_aliases: Annotated[int, Field(ge=0)] = 30
     max_rows: Annotated[int, Field(ge=1)] = 500  # rows one document may ask for: `first` summed over its fields
+    # Notifications one deleteNotifications call deletes, the oldest first; it says when more remain.
+    max_bulk_delete: Annotated[int, Field(ge=1, le=100_000)] = 1000
     max_tokens: Annotated[int, Field(ge=10)] = 1000  # GraphiQL's introspection is about 200, our operations under 100
     max_operations_per_connection: Annotated[int, Field(ge=1)] = 20
     # Writes in flight per process; past it mutations answer OVERLOADED with retryAfter at once.

@@ -79,6 +79,12 @@ EVENT_FIELDS: dict[str, Getter] = {
     "category": lambda event: event.category,
     "mutedCategories": lambda event: list(event.muted_categories) if event.muted_categories is not None else None,
 }
+DELETED_FIELDS: dict[str, Getter] = {
+    "__typename": lambda which: "DeletedNotificationsFilter",
+    "read": lambda which: which.read,
+    "archived": lambda which: which.archived,
+    "category": lambda which: which.category,
+}
 CATEGORY_COUNT_FIELDS: dict[str, Getter] = {
     "__typename": lambda counts: "CategoryCount",
     "category": lambda counts: counts.category,
@@ -239,6 +245,11 @@ def compile_projection(document: DocumentNode, operation_name: str | None, *, ep
             if inner is None:
                 return None
             fields.append((key, _notification_getter(inner)))
+        elif name == "deleted":
+            which = _projected(field, DELETED_FIELDS)
+            if which is None:
+                return None
+            fields.append((key, _deleted_getter(which)))
         elif name == "categoryCounts":
             counted = _projected(field, CATEGORY_COUNT_FIELDS)
             if counted is None:
@@ -270,6 +281,13 @@ def _notification_getter(fields: list[tuple[str, Getter]]) -> Getter:
         return None if record is None else {key: get(record) for key, get in fields}
 
     return notification
+
+
+def _deleted_getter(fields: list[tuple[str, Getter]]) -> Getter:
+    def deleted(event: FeedEvent) -> object:
+        return None if event.deleted is None else {key: get(event.deleted) for key, get in fields}
+
+    return deleted
 
 
 def _category_counts_getter(fields: list[tuple[str, Getter]]) -> Getter:

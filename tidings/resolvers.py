@@ -23,6 +23,8 @@ from tidings.schema import (
     ArchiveAllResult,
     CategoryCount,
     CreateNotificationInput,
+    DeleteNotificationsFilter,
+    DeleteNotificationsResult,
     MarkAllReadResult,
     MarkAllSeenResult,
     MutedCategoriesResult,
@@ -33,6 +35,7 @@ from tidings.schema import (
 )
 from tidings.store import (
     MAX_CATEGORY,
+    DeleteFilter,
     FeedEvent,
     IdempotencyConflict,
     MarkAllResult,
@@ -444,6 +447,42 @@ class Mutation:
         await _publish(context, event)
         return MutedCategoriesResult(
             muted_categories=list(muted), cursor=FeedCursor(store.epoch, position.seq).encode()
+        )
+
+    @strawberry.mutation(
+        description=(
+            "Delete the user's notifications that match `filter` (read ones, archived ones, a category, or all with "
+            "`{}`) in one BULK_DELETED event, all or none. With `upTo` (a feed cursor) only those at or before it. "
+            "At most TIDINGS_MAX_BULK_DELETE per call, the oldest first: `hasMore` says when more remain."
+        )
+    )
+    async def delete_notifications(
+        self,
+        info: Info[Context, None],
+        filter: DeleteNotificationsFilter,
+        up_to: str | None = None,
+        user_id: strawberry.ID | None = None,
+    ) -> DeleteNotificationsResult:
+        context = info.context
+        _mutating(context)
+        user = context.caller.target_user(user_id)
+        store = context.services.store
+        which = DeleteFilter(filter.read, filter.archived, _category(filter.category, "category"))
+        up_to_seq = _up_to(store, up_to)
+        max_rows = context.services.settings.max_bulk_delete
+        result = await _db(
+            context,
+            lambda: store.delete_all(user_id=user, which=which, up_to_seq=up_to_seq, max_rows=max_rows),
+            write=True,
+        )
+        await _publish(context, result.event)
+        position = result.position
+        return DeleteNotificationsResult(
+            count=result.count,
+            has_more=result.has_more,
+            unread_count=position.unread_count,
+            unseen_count=position.unseen_count,
+            cursor=FeedCursor(store.epoch, position.seq).encode(),
         )
 
     @strawberry.mutation(description="Delete one notification; returns its id. Devices get a DELETED event.")

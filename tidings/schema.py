@@ -28,7 +28,8 @@ strawberry.enum(
         "it is after the event (DELETED: as it was last; UPDATED: a create with its collapse key folded into it, "
         "which moved it to the top); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
         "up to `upToSequence` that was unread, unseen, or read and in the inbox, respectively (`count` of them); "
-        "PREFERENCES set the user's `mutedCategories`; "
+        "PREFERENCES set the user's `mutedCategories`; BULK_DELETED deleted every notification up to "
+        "`upToSequence` that matched `deleted` (`count` of them); "
         "RESYNC means events were missed beyond recovery: refetch, then continue from its cursor."
     ),
 )
@@ -150,6 +151,17 @@ class CategoryCount:
         return cls(category=counts.category, unread_count=counts.unread_count, unseen_count=counts.unseen_count)
 
 
+@strawberry.type(description="Which notifications a BULK_DELETED event deleted (null fields: either).")
+class DeletedNotificationsFilter:
+    read: bool | None = strawberry.field(description="Only read ones (true) or only unread ones (false).")
+    archived: bool | None = strawberry.field(description="Only archived ones (true) or only the inbox (false).")
+    category: str | None = strawberry.field(description="Only this category.")
+
+    @classmethod
+    def from_record(cls, which: records.DeleteFilter) -> DeletedNotificationsFilter:
+        return cls(read=which.read, archived=which.archived, category=which.category)
+
+
 @strawberry.type(description="One change to the user's notifications, delivered to every connection of that user.")
 class NotificationEvent:
     kind: records.EventKind = strawberry.field(description="What happened.")
@@ -183,6 +195,12 @@ class NotificationEvent:
     muted_categories: list[str] | None = strawberry.field(
         description="For PREFERENCES: the user's muted categories after it, by name. Null otherwise."
     )
+    deleted: DeletedNotificationsFilter | None = strawberry.field(
+        description=(
+            "For BULK_DELETED: which notifications it deleted, of those whose `sequence` is at or below "
+            "`upToSequence` (drop exactly those from a list). Null otherwise."
+        )
+    )
 
     @classmethod
     def from_event(cls, event: records.FeedEvent, epoch: str) -> NotificationEvent:
@@ -198,6 +216,7 @@ class NotificationEvent:
             category=event.category,
             category_counts=[CategoryCount.from_record(counts) for counts in event.category_counts],
             muted_categories=list(event.muted_categories) if event.muted_categories is not None else None,
+            deleted=DeletedNotificationsFilter.from_record(event.deleted) if event.deleted is not None else None,
         )
 
 
@@ -278,4 +297,29 @@ class MutedCategoriesResult:
     muted_categories: list[str] = strawberry.field(description="The user's muted categories now, by name.")
     cursor: str = strawberry.field(
         description="Feed position after the PREFERENCES event (or the current position when nothing changed)."
+    )
+
+
+@strawberry.input(description="Which of the user's notifications deleteNotifications deletes (null fields: either).")
+class DeleteNotificationsFilter:
+    read: bool | None = strawberry.field(default=None, description="Only read ones (true) or only unread ones (false).")
+    archived: bool | None = strawberry.field(
+        default=None, description="Only archived ones (true), only the inbox (false), or both (null, the default)."
+    )
+    category: str | None = strawberry.field(default=None, description="Only this category.")
+
+
+@strawberry.type(description="Result of deleting notifications in one step.")
+class DeleteNotificationsResult:
+    count: int = strawberry.field(description="How many notifications were deleted.")
+    has_more: bool = strawberry.field(
+        description=(
+            "Whether more matched than one call deletes (TIDINGS_MAX_BULK_DELETE): the oldest went first; call again "
+            "to delete the rest."
+        )
+    )
+    unread_count: int = strawberry.field(description="The user's unread count afterwards.")
+    unseen_count: int = strawberry.field(description="The user's unseen count afterwards.")
+    cursor: str = strawberry.field(
+        description="Feed position after the BULK_DELETED event (or the current position when nothing matched)."
     )

@@ -1,5 +1,5 @@
-// The inbox operations of graphql/operations/ (seen, unread again, archive, categories, collapse, mute) from graphql-ws, on
-// two devices.
+// The inbox operations of graphql/operations/ (seen, unread again, archive, categories, collapse, mute, bulk delete) from
+// graphql-ws, on two devices.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -107,7 +107,7 @@ test("two devices see seen, unread again, archive and categories in order; the c
   }
 });
 
-test("two devices see a collapse update in place and a mute, in order; the list agrees", async () => {
+test("two devices see a collapse update in place, a mute and a bulk delete, in order; the list agrees", async () => {
   const page = (await me(operations.Notifications, { first: 20 })).notifications;
   const phone = device();
   const laptop = device();
@@ -148,6 +148,16 @@ test("two devices see a collapse update in place and a mute, in order; the list 
       ],
     );
     await me(operations.SetMutedCategories, { categories: [] });
+    const gone = (await me(operations.DeleteNotifications, { filter: { category: "social" } })).deleteNotifications;
+    assert.deepEqual([gone.count, gone.hasMore], [1, false]);
+    const [preferences, deleted] = await onPhone.events.take(2);
+    assert.deepEqual([preferences.kind, preferences.mutedCategories], ["PREFERENCES", []]);
+    assert.deepEqual([deleted.kind, deleted.count, deleted.deleted], [
+      "BULK_DELETED",
+      1,
+      { read: null, archived: null, category: "social" },
+    ]);
+    assert.deepEqual(await onLaptop.events.take(2), [preferences, deleted]);
     onPhone.dispose();
     onLaptop.dispose();
   } finally {

@@ -6,8 +6,10 @@ import sqlalchemy.exc
 from tidings.store.engine import create_engine
 from tidings.store.models import MAX_CATEGORY
 from tidings.store.records import (
+    BulkDeleteResult,
     CategoryCounts,
     Counts,
+    DeleteFilter,
     EventKind,
     FeedEvent,
     FeedPosition,
@@ -47,8 +49,10 @@ def database_unavailable(error: BaseException) -> bool:
 
 __all__ = [
     "MAX_CATEGORY",
+    "BulkDeleteResult",
     "CategoryCounts",
     "Counts",
+    "DeleteFilter",
     "EventKind",
     "FeedEvent",
     "FeedPosition",

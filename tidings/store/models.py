@@ -161,6 +161,7 @@ class NotificationEvent(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     category_counts: list[Any] | None = Field(default=None, sa_type=JSONType)  # [[category, unread, unseen], ...]
     muted_categories: list[str] | None = Field(default=None, sa_type=JSONType)  # PREFERENCES: muted after it
+    deleted: dict[str, Any] | None = Field(default=None, sa_type=JSONType)  # BULK_DELETED: its filter
 
 
 metadata = SQLModel.metadata

@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     ALL_ARCHIVED = "ALL_ARCHIVED"
     UPDATED = "UPDATED"
     PREFERENCES = "PREFERENCES"
+    BULK_DELETED = "BULK_DELETED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class FeedEvent:
     count: int | None = None  # ALL_*: how many were changed
     category_counts: tuple[CategoryCounts, ...] = ()  # of each category it changed, right after it, by name
     muted_categories: tuple[str, ...] | None = None  # PREFERENCES: the user's muted categories after it
+    deleted: DeleteFilter | None = None  # BULK_DELETED: which notifications up to `up_to_seq` it deleted
 
     @property
     def category(self) -> str | None:
@@ -156,6 +158,7 @@ class FeedEvent:
                 "count": self.count,
                 "category_counts": category_counts_to_json(self.category_counts),
                 "muted_categories": muted_to_json(self.muted_categories),
+                "deleted": self.deleted.to_json() if self.deleted is not None else None,
             }
         )
 
@@ -174,6 +177,7 @@ class FeedEvent:
             count=raw["count"],
             category_counts=category_counts_from_json(raw.get("category_counts")),
             muted_categories=muted_from_json(raw.get("muted_categories")),
+            deleted=DeleteFilter.from_json(raw.get("deleted")),
         )
 
 
@@ -202,6 +206,32 @@ def category_counts_to_json(counts: tuple[CategoryCounts, ...]) -> list[list[Any
 
 def category_counts_from_json(raw: list[list[Any]] | None) -> tuple[CategoryCounts, ...]:
     return tuple(CategoryCounts(category, unread, unseen) for category, unread, unseen in raw or ())
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFilter:
+    """Which of a user's notifications a bulk delete takes: None for a field means either."""
+
+    read: bool | None = None
+    archived: bool | None = None
+    category: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"read": self.read, "archived": self.archived, "category": self.category}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any] | None) -> DeleteFilter | None:
+        return cls(raw["read"], raw["archived"], raw["category"]) if raw is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkDeleteResult:
+    """What a bulk delete did: `has_more` when more matched than one call deletes (the oldest went first)."""
+
+    count: int
+    has_more: bool
+    position: FeedPosition
+    event: FeedEvent | None
 
 
 def muted_to_json(categories: tuple[str, ...] | None) -> list[str] | None:

@@ -42,8 +42,10 @@ from tidings.store.changes import (
 from tidings.store.engine import WRITE_OPTION, create_statement_pool
 from tidings.store.models import category_counts, collapsed_creates, events, feeds, meta_table, notifications
 from tidings.store.records import (
+    BulkDeleteResult,
     CategoryCounts,
     Counts,
+    DeleteFilter,
     EventKind,
     FeedEvent,
     FeedPosition,
@@ -107,7 +109,7 @@ _POSITION = "SELECT last_seq, unread_count, unseen_count FROM user_feeds WHERE u
 _POSITIONS = "SELECT user_id, last_seq FROM user_feeds WHERE user_id = ANY($1::text[])"
 _EVENTS_AFTER = (
     "SELECT user_id, seq, kind, snapshot, unread_count, unseen_count, up_to_seq, count, category_counts, "
-    "muted_categories "
+    "muted_categories, deleted "
     "FROM notification_events "
     "WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
 )
@@ -331,6 +333,7 @@ class SqlStore:
         up_to_seq: int | None = None,
         count: int | None = None,
         muted_categories: tuple[str, ...] | None = None,
+        deleted: DeleteFilter | None = None,
     ) -> FeedEvent:
         """Take the next position of a locked feed, move its counts by `change`, and log the event there.
 
@@ -352,6 +355,7 @@ class SqlStore:
             count=count,
             category_counts=await self._count_categories(conn, user_id, by_category),
             muted_categories=muted_categories,
+            deleted=deleted,
         )
         await conn.execute(
             feeds.update()
@@ -374,6 +378,7 @@ class SqlStore:
                 created_at=_now(),
                 category_counts=category_counts_to_json(event.category_counts),
                 muted_categories=muted_to_json(muted_categories),
+                deleted=deleted.to_json() if deleted is not None else None,
             )
         )
         stored = inserted.scalar_one()
@@ -776,6 +781,72 @@ class SqlStore:
             count=count, position=FeedPosition(event.seq, event.unread_count, event.unseen_count), event=event
         )
 
+    # -- bulk delete ------------------------------------------------------------------------------------------
+
+    async def delete_all(
+        self, *, user_id: str, which: DeleteFilter, up_to_seq: int | None, max_rows: int
+    ) -> BulkDeleteResult:
+        """Delete (as tombstones) the user's notifications matching `which` at or before `up_to_seq`, in one event.
+
+        At most `max_rows`, the oldest first: the event's `up_to_seq` is then the position of the last one deleted, so
+        "what matched, at or before it" names exactly the deleted rows, and `has_more` says that others remain. One
+        transaction: all of them or none. Nothing matched: no event.
+        """
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            limit = position.seq if up_to_seq is None else min(up_to_seq, position.seq)
+            matching = [notifications.c.user_id == user_id, LIVE, notifications.c.seq <= limit]
+            if which.read is not None:
+                matching.append(
+                    notifications.c.read_at.is_not(None) if which.read else notifications.c.read_at.is_(None)
+                )
+            if which.archived is not None:
+                archived = notifications.c.archived_at
+                matching.append(archived.is_not(None) if which.archived else archived.is_(None))
+            if which.category is not None:
+                matching.append(notifications.c.category == which.category)
+            positions = (
+                (
+                    await conn.execute(
+                        sa.select(notifications.c.seq)
+                        .where(*matching)
+                        .order_by(notifications.c.seq)
+                        .limit(max_rows + 1)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not positions:
+                return BulkDeleteResult(count=0, has_more=False, position=position, event=None)
+            has_more = len(positions) > max_rows
+            cut = positions[min(len(positions), max_rows) - 1]
+            rows = sa.and_(*matching, notifications.c.seq <= cut)
+            # What the rows count before they go, read under the feed lock (archived ones count nothing).
+            before = (
+                await conn.execute(counts_by_category(sa.and_(rows, notifications.c.archived_at.is_(None))))
+            ).all()
+            count = (await conn.execute(notifications.update().where(rows).values(deleted_at=_now()))).rowcount
+            moved = {category: Counts() - Counts(unread, unseen) for category, unread, unseen in before}
+            event = await self._append(
+                conn,
+                position,
+                user_id=user_id,
+                kind=EventKind.BULK_DELETED,
+                change=sum(moved.values(), Counts()),
+                notification=None,
+                by_category={category: change for category, change in moved.items() if category is not None},
+                up_to_seq=cut,
+                count=count,
+                deleted=which,
+            )
+        return BulkDeleteResult(
+            count=count,
+            has_more=has_more,
+            position=FeedPosition(event.seq, event.unread_count, event.unseen_count),
+            event=event,
+        )
+
     # -- mute -------------------------------------------------------------------------------------------------
 
     async def _muted(self, conn: AsyncConnection, user_id: str) -> tuple[str, ...]:
@@ -1009,4 +1080,5 @@ def _event(values: Any, *, snapshot: dict[str, Any] | None) -> FeedEvent:
         count=values["count"],
         category_counts=category_counts_from_json(values["category_counts"]),
         muted_categories=muted_from_json(values["muted_categories"]),
+        deleted=DeleteFilter.from_json(values["deleted"]),
     )

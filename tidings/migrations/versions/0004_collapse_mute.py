@@ -1,8 +1,9 @@
-"""Collapse keys and mute.
+"""Collapse keys, mute and bulk delete.
 
 Collapse keys: the key a notification was created with, how many creates folded into it and when the last did; the
 idempotency keys of creates that folded into an existing notification. Mute: the categories a user muted (on the feed
 row, read under its lock), whether a notification arrived muted, and what a PREFERENCES event set.
+Bulk delete: the filter a BULK_DELETED event deleted by.
 
 Existing notifications were never collapsed (no key, a count of 0, never updated) nor muted; nobody muted anything.
 
@@ -52,10 +53,12 @@ def upgrade() -> None:
     op.add_column("notifications", sa.Column("muted", sa.Boolean, nullable=False, server_default=sa.false()))
     op.add_column("user_feeds", sa.Column("muted_categories", JSONType))
     op.add_column("notification_events", sa.Column("muted_categories", JSONType))
+    op.add_column("notification_events", sa.Column("deleted", JSONType))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("notification_events") as batch:
+        batch.drop_column("deleted")
         batch.drop_column("muted_categories")
     with op.batch_alter_table("user_feeds") as batch:
         batch.drop_column("muted_categories")
