@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import uuid
@@ -54,6 +55,7 @@ MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
 MAX_COLLAPSE_KEY = 200
 MAX_MUTED_CATEGORIES = 100
+MAX_BATCH = 1000  # createNotifications inputs per call
 # Categories name tabs and sit in URLs and CSS classes of clients: a small, safe alphabet.
 CATEGORY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_CATEGORY - 1}}}")
 MAX_PAGE = 100
@@ -339,11 +341,69 @@ async def create_notification(info: Info[Context, None] | Any, input: CreateNoti
     return record
 
 
+async def create_notifications(context: Context, inputs: list[CreateNotificationInput]) -> list[Notification | None]:
+    """createNotifications: every input checked first (one bad input writes nothing), then one transaction and one
+    wake-up per user, in the order users first appear. A user whose transaction fails gets an error at each of its
+    inputs' positions, the others their notifications."""
+    context.caller.require_service()
+    _mutating(context)
+    if not 1 <= len(inputs) <= MAX_BATCH:
+        raise bad_input(f"inputs must hold 1 to {MAX_BATCH} notifications", argument="inputs")
+    by_user: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for index, item in enumerate(inputs):
+        try:
+            user = context.caller.target_user(item.user_id)
+            fields = _validated(item)
+        except UserError as error:
+            extensions = {key: value for key, value in (error.extensions or {}).items() if key != "code"}
+            raise UserError(f"inputs[{index}]: {error.message}", error.code, **extensions, index=index) from None
+        by_user.setdefault(user, []).append((index, fields))
+    store = context.services.store
+    results: list[Notification | UserError | None] = [None] * len(inputs)
+    for user, items in by_user.items():
+        try:
+            batch = functools.partial(store.create_many, user_id=user, items=[fields for _, fields in items])
+            created = await _db(context, batch, write=True)
+        except IdempotencyConflict as error:
+            failed = items[error.item or 0][0]
+            for index, _ in items:
+                results[index] = bad_input(
+                    f"inputs[{index}]: {error}" if index == failed
+                    else f"inputs[{index}]: not created: inputs[{failed}] of the same user was refused",
+                    argument="idempotencyKey" if index == failed else "inputs",
+                )  # fmt: skip
+            continue
+        except UserError as error:  # SERVICE_UNAVAILABLE, OVERLOADED: this user's inputs were not written
+            for index, _ in items:
+                results[index] = error
+            continue
+        for (index, _), (record, _event) in zip(items, created, strict=True):
+            results[index] = Notification.from_record(record)
+        # One wake-up per user: followers that see the gap read the user's new events from the database.
+        await _publish(context, next((event for _, event in reversed(created) if event is not None), None))
+    # graphql-core completes an error in a list as a located error at that position, the item null.
+    return results  # type: ignore[return-value]
+
+
 @strawberry.type(description="Change notifications. Every change is delivered to all of the user's connections.")
 class Mutation:
     @strawberry.mutation(description="Create a notification for a user (service tokens only).")
     async def create_notification(self, info: Info[Context, None], input: CreateNotificationInput) -> Notification:
         return Notification.from_record(await create_notification(info, input))
+
+    @strawberry.mutation(
+        description=(
+            "Create up to 1,000 notifications in one call (service tokens only), results in input order. Every input "
+            "is checked first: one that createNotification would refuse refuses the call, and nothing is written. "
+            "Then each user's notifications are written in one transaction, all or none (an error at each of its "
+            "inputs' positions, the item null), with one wake-up per user; idempotency and collapse keys work per "
+            "input as in createNotification."
+        )
+    )
+    async def create_notifications(
+        self, info: Info[Context, None], inputs: list[CreateNotificationInput]
+    ) -> list[Notification | None]:
+        return await create_notifications(info.context, inputs)
 
     @strawberry.mutation(
         description="Mark one notification read (and seen). Already read: returned unchanged, no event."

@@ -1,5 +1,5 @@
-// The inbox operations of graphql/operations/ (seen, unread again, archive, categories, collapse, mute, bulk delete) from
-// graphql-ws, on two devices.
+// The inbox operations of graphql/operations/ (seen, unread again, archive, categories, collapse, mute, bulk delete,
+// batch create) from graphql-ws, on two devices.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -158,6 +158,33 @@ test("two devices see a collapse update in place, a mute and a bulk delete, in o
       { read: null, archived: null, category: "social" },
     ]);
     assert.deepEqual(await onLaptop.events.take(2), [preferences, deleted]);
+    onPhone.dispose();
+    onLaptop.dispose();
+  } finally {
+    await phone.dispose();
+    await laptop.dispose();
+  }
+});
+
+test("a service creates a batch in one call; results in input order, both devices see each in order", async () => {
+  const page = (await me(operations.Notifications, { first: 20 })).notifications;
+  const phone = device();
+  const laptop = device();
+  try {
+    const onPhone = follow(phone, page.feedCursor);
+    const onLaptop = follow(laptop, page.feedCursor);
+    const inputs = ["first", "second", "third"].map((title) => ({ userId: server.user, title, message: title }));
+    const made = (await graphql(operations.CreateNotifications, { inputs }, server.serviceToken)).createNotifications;
+    assert.deepEqual(
+      made.map((n) => n.title),
+      ["first", "second", "third"],
+    );
+    const phoneEvents = await onPhone.events.take(3);
+    assert.deepEqual(await onLaptop.events.take(3), phoneEvents);
+    assert.deepEqual(
+      phoneEvents.map((e) => [e.kind, e.notification.id]),
+      made.map((n) => ["CREATED", n.id]),
+    );
     onPhone.dispose();
     onLaptop.dispose();
   } finally {

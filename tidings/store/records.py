@@ -263,4 +263,8 @@ class NotFound(Exception):
 
 
 class IdempotencyConflict(Exception):
-    """An idempotency key reused with a different payload."""
+    """An idempotency key reused with a different payload (`item`: which of a batch's items, counted from 0)."""
+
+    def __init__(self, message: str, *, item: int | None = None) -> None:
+        super().__init__(message)
+        self.item = item

@@ -436,53 +436,103 @@ class SqlStore:
             return await self._create_in_one_statement(
                 user_id=user_id, type=type, title=title, message=message, data=data, category=category
             )
-        request_hash = _request_hash(type, title, message, data, category, collapse_key)
         async with self._write() as conn:
             position = await self._lock_feed(conn, user_id)
-            if idempotency_key is not None:
-                # Read under the feed lock: a concurrent request with the same key has committed or not started.
-                existing = await self._created_with_key(conn, user_id, idempotency_key, request_hash)
-                if existing is not None:
-                    return existing, None
-            muted = category is not None and category in await self._muted(conn, user_id)
-            if collapse_key is not None and not muted:  # a muted create must not make an unread one unseen again
-                collapsed = await self._collapse(
-                    conn,
-                    position,
-                    user_id=user_id,
-                    fields={"type": type, "title": title, "message": message, "data": data},
-                    category=category,
-                    collapse_key=collapse_key,
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
-                )
-                if collapsed is not None:
-                    return collapsed
-            record = _new_record(
-                user_id, position.seq + 1, type, title, message, data, category, collapse_key, muted=muted
+            return await self._create_locked(
+                conn,
+                position,
+                await self._muted(conn, user_id) if category is not None else (),
+                user_id=user_id,
+                type=type,
+                title=title,
+                message=message,
+                data=data,
+                idempotency_key=idempotency_key,
+                category=category,
+                collapse_key=collapse_key,
             )
-            await conn.execute(
-                notifications.insert().values(
-                    id=record.id,
-                    user_id=user_id,
-                    seq=record.seq,
-                    type=type.value,
-                    title=title,
-                    message=message,
-                    data=data,
-                    created_at=record.created_at,
-                    read_at=record.read_at,
-                    seen_at=record.seen_at,
-                    muted=muted,
-                    category=category,
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
-                    collapse_key=collapse_key,
-                )
+
+    async def create_many(
+        self, *, user_id: str, items: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[NotificationRecord, FeedEvent | None]]:
+        """Create a user's notifications in order, in one transaction: all of them or, on any error, none.
+
+        Each item is the keyword arguments of `create_notification` but `user_id`; idempotency and collapse keys
+        behave as they would one by one (a key repeated in the batch is the same answer as its first use).
+        """
+        results: list[tuple[NotificationRecord, FeedEvent | None]] = []
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            muted = await self._muted(conn, user_id)  # nothing changes it while the feed lock is held
+            for index, item in enumerate(items):
+                try:
+                    record, event = await self._create_locked(conn, position, muted, user_id=user_id, **item)
+                except IdempotencyConflict as error:
+                    raise IdempotencyConflict(str(error), item=index) from None
+                if event is not None:
+                    position = FeedPosition(event.seq, event.unread_count, event.unseen_count)
+                results.append((record, event))
+        return results
+
+    async def _create_locked(
+        self,
+        conn: AsyncConnection,
+        position: FeedPosition,
+        muted_categories: tuple[str, ...],
+        *,
+        user_id: str,
+        type: NotificationType,
+        title: str,
+        message: str,
+        data: dict[str, Any] | None,
+        idempotency_key: str | None = None,
+        category: str | None = None,
+        collapse_key: str | None = None,
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
+        """One create at the next position of a feed locked by the caller (the general path of every create)."""
+        request_hash = _request_hash(type, title, message, data, category, collapse_key)
+        if idempotency_key is not None:
+            # Read under the feed lock: a concurrent request with the same key has committed or not started.
+            existing = await self._created_with_key(conn, user_id, idempotency_key, request_hash)
+            if existing is not None:
+                return existing, None
+        muted = category is not None and category in muted_categories
+        if collapse_key is not None and not muted:  # a muted create must not make an unread one unseen again
+            collapsed = await self._collapse(
+                conn,
+                position,
+                user_id=user_id,
+                fields={"type": type, "title": title, "message": message, "data": data},
+                category=category,
+                collapse_key=collapse_key,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
             )
-            event = await self._append(
-                conn, position, user_id=user_id, kind=EventKind.CREATED, change=counted(record), notification=record
+            if collapsed is not None:
+                return collapsed
+        record = _new_record(user_id, position.seq + 1, type, title, message, data, category, collapse_key, muted=muted)
+        await conn.execute(
+            notifications.insert().values(
+                id=record.id,
+                user_id=user_id,
+                seq=record.seq,
+                type=type.value,
+                title=title,
+                message=message,
+                data=data,
+                created_at=record.created_at,
+                read_at=record.read_at,
+                seen_at=record.seen_at,
+                muted=muted,
+                category=category,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                collapse_key=collapse_key,
             )
+        )
+        event = await self._append(
+            conn, position, user_id=user_id, kind=EventKind.CREATED, change=counted(record), notification=record
+        )
         assert event.notification is not None
         return event.notification, event
 
