@@ -18,7 +18,8 @@ from strawberry.types import ExecutionContext
 
 from tidings.documents import CachedDocuments, DocumentCache, DocumentRules
 from tidings.errors import ErrorCode, client_error, is_user_error
-from tidings.resolvers import MAX_PAGE, Mutation, Query, Subscription
+from tidings.inputs import MAX_PAGE
+from tidings.resolvers import Mutation, Query, Subscription
 from tidings.schema import DateTime
 
 if TYPE_CHECKING:

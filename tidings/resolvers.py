@@ -19,6 +19,7 @@ from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, not_found
 from tidings.feed import user_channel
+from tidings.inputs import MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_PAGE, MAX_TITLE
 from tidings.schema import (
     ArchiveAllResult,
     CategoryCount,
@@ -44,13 +45,8 @@ from tidings.store import (
 
 logger = logging.getLogger("tidings")
 
-MAX_TITLE = 200
-MAX_MESSAGE = 10_000
-MAX_DATA_BYTES = 16 * 1024
-MAX_IDEMPOTENCY_KEY = 200
 # Categories name tabs and sit in URLs and CSS classes of clients: a small, safe alphabet.
 CATEGORY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_CATEGORY - 1}}}")
-MAX_PAGE = 100
 OVERLOADED_RETRY_AFTER = 1.0  # seconds a client is asked to wait when this process is saturated
 UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while the broker is (partly) down
 

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from tidings.cursors import FeedCursor, encode_page_cursor
+from tidings.inputs import MAX_CATEGORY, MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_TITLE
 from tidings.store import records
 
 DateTime = strawberry.scalar(
@@ -37,9 +38,11 @@ class Notification:
     id: strawberry.ID = strawberry.field(description="Opaque, stable identifier.")
     user_id: strawberry.ID = strawberry.field(description="The user this notification is for.")
     type: records.NotificationType = strawberry.field(description="Severity, for colour and icon.")
-    title: str = strawberry.field(description="Short headline (at most 200 characters).")
-    message: str = strawberry.field(description="Body text (at most 10,000 characters).")
-    data: JSON | None = strawberry.field(description="Application data: a JSON object (at most 16 KiB), or null.")
+    title: str = strawberry.field(description=f"Short headline (at most {MAX_TITLE:,} characters).")
+    message: str = strawberry.field(description=f"Body text (at most {MAX_MESSAGE:,} characters).")
+    data: JSON | None = strawberry.field(
+        description=f"Application data: a JSON object (at most {MAX_DATA_BYTES // 1024} KiB), or null."
+    )
     read: bool = strawberry.field(description="Whether the user has read it.")
     read_at: datetime | None = strawberry.field(description="When it was read (ISO-8601, UTC), or null.")
     created_at: datetime = strawberry.field(description="When it was created (ISO-8601, UTC).")
@@ -188,24 +191,26 @@ class NotificationFilter:
 @strawberry.input(description="A notification to create (service tokens only).")
 class CreateNotificationInput:
     user_id: strawberry.ID = strawberry.field(description="The user to notify.")
-    title: str = strawberry.field(description="Non-blank, at most 200 characters.")
-    message: str = strawberry.field(description="At most 10,000 characters.")
+    title: str = strawberry.field(description=f"Non-blank, at most {MAX_TITLE:,} characters.")
+    message: str = strawberry.field(description=f"At most {MAX_MESSAGE:,} characters.")
     type: records.NotificationType | None = strawberry.field(
         default=records.NotificationType.INFO, description="Severity (INFO when omitted or null)."
     )
-    data: JSON | None = strawberry.field(default=None, description="A JSON object of at most 16 KiB, or null.")
+    data: JSON | None = strawberry.field(
+        default=None, description=f"A JSON object of at most {MAX_DATA_BYTES // 1024} KiB, or null."
+    )
     idempotency_key: str | None = strawberry.field(
         default=None,
         description=(
-            "At most 200 characters. Retrying with a key already used for this user returns the original "
-            "notification and delivers nothing new; the same key with a different payload is an error."
+            f"At most {MAX_IDEMPOTENCY_KEY:,} characters. Retrying with a key already used for this user returns the "
+            "original notification and delivers nothing new; the same key with a different payload is an error."
         ),
     )
     category: str | None = strawberry.field(
         default=None,
         description=(
-            "A category for tabs and their counts, or null: 1 to 64 letters, digits and `_ - . : /`, starting with "
-            "a letter or digit (e.g. `comments`, `billing.invoices`)."
+            f"A category for tabs and their counts, or null: 1 to {MAX_CATEGORY} letters, digits and `_ - . : /`, "
+            "starting with a letter or digit (e.g. `comments`, `billing.invoices`)."
         ),
     )
 

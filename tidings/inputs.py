@@ -1,0 +1,13 @@
+"""The limits on what clients send: one place for the rules, their error messages and the SDL that documents them."""
+
+from __future__ import annotations
+
+from tidings.store import MAX_CATEGORY
+
+MAX_TITLE = 200  # characters
+MAX_MESSAGE = 10_000  # characters
+MAX_DATA_BYTES = 16 * 1024  # of `data` as JSON
+MAX_IDEMPOTENCY_KEY = 200  # characters
+MAX_PAGE = 100  # `first` of any list
+
+__all__ = ["MAX_CATEGORY", "MAX_DATA_BYTES", "MAX_IDEMPOTENCY_KEY", "MAX_MESSAGE", "MAX_PAGE", "MAX_TITLE"]
