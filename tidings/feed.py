@@ -23,6 +23,7 @@ logger = logging.getLogger("tidings")
 SYNC_BATCH = 1000  # users per position query of the periodic sync
 RETRY_DELAY_MIN = 0.1  # seconds between database attempts of a follower while the database is unreachable
 RETRY_DELAY_MAX = 2.0
+UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while the broker is (partly) down
 
 T = TypeVar("T")
 
@@ -91,6 +92,28 @@ class FeedHub:
     def replay_slot(self, user_id: str) -> _ReplaySlot:
         """Held for each database read of a follower: one of the user's slots, then one of the process's."""
         return _ReplaySlot(self, user_id)
+
+    async def publish(self, event: FeedEvent) -> None:
+        """Wake the subscribers of the event's user, in every process, after its commit.
+
+        The one place that names a user's channel and encodes what travels on it (`FeedFollower` decodes it). Losing
+        a wake-up loses nothing: followers read the database. While the broker is down, or part of it (a cluster
+        shard), the publish is tried briefly, so users on healthy shards keep live wake-ups without holding the
+        mutation for long; the loss itself is logged once by the broadcast.
+        """
+        healthy = self.broadcast.healthy
+        try:
+            publishing = self.broadcast.publish(user_channel(event.user_id), event.to_json())
+            if healthy:
+                await publishing
+            else:
+                await asyncio.wait_for(publishing, UNHEALTHY_PUBLISH_TIMEOUT)
+            self.metrics.events_published.inc()
+        except Exception as error:
+            self.metrics.publish_failures.inc()
+            (logger.warning if healthy else logger.debug)(
+                "broadcast: publish failed (%s); subscribers will catch up from the database", error
+            )
 
     def follower(self, user_id: str) -> FeedFollower:
         return FeedFollower(self, user_id)

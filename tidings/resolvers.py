@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -18,7 +17,6 @@ from strawberry.types import Info
 from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, not_found
-from tidings.feed import user_channel
 from tidings.inputs import MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_PAGE, MAX_TITLE
 from tidings.schema import (
     ArchiveAllResult,
@@ -48,7 +46,6 @@ logger = logging.getLogger("tidings")
 # Categories name tabs and sit in URLs and CSS classes of clients: a small, safe alphabet.
 CATEGORY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_CATEGORY - 1}}}")
 OVERLOADED_RETRY_AFTER = 1.0  # seconds a client is asked to wait when this process is saturated
-UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while the broker is (partly) down
 
 T = TypeVar("T")
 
@@ -162,25 +159,9 @@ async def _db(context: Context, call: Callable[[], Awaitable[T]], *, write: bool
 
 
 async def _publish(context: Context, event: FeedEvent | None) -> None:
-    """Wake the user's subscribers, after commit. Losing a wake-up loses nothing: followers read the database."""
-    if event is None:
-        return
-    services = context.services
-    healthy = services.broadcast.healthy
-    try:
-        publishing = services.broadcast.publish(user_channel(event.user_id), event.to_json())
-        if healthy:
-            await publishing
-        else:
-            # The broker is down, or part of it (a cluster shard): try briefly, so users on healthy shards keep live
-            # wake-ups, without holding the mutation for long. The loss itself is logged once by the broadcast.
-            await asyncio.wait_for(publishing, UNHEALTHY_PUBLISH_TIMEOUT)
-        services.metrics.events_published.inc()
-    except Exception as error:
-        services.metrics.publish_failures.inc()
-        (logger.warning if healthy else logger.debug)(
-            "broadcast: publish failed (%s); subscribers will catch up from the database", error
-        )
+    """Wake the user's subscribers, after commit (tidings.feed owns the channel and the encoding)."""
+    if event is not None:
+        await context.services.hub.publish(event)
 
 
 def _mutating(context: Context) -> None:
