@@ -219,9 +219,8 @@ class Broadcast:
         try:
             await asyncio.shield(call)
         except asyncio.CancelledError:
-            if not call.done():
-                self._settling.add(call)
-                call.add_done_callback(self._settled)
+            self._settling.add(call)
+            call.add_done_callback(self._settled)
             raise
 
     async def _apply(self, channel: str, entry: _Channel, *, leaving: bool) -> None:
