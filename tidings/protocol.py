@@ -414,6 +414,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # every operation task, until it has finished
         self._user: SlotKey | None = None  # holder of a connection slot
+        self._stopped = False
 
     def on_request_accepted(self) -> None:
         """The connection_init deadline (4408) as a timer: Strawberry's sleeping task would be one more per socket."""
@@ -450,7 +451,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.outbound.request_close(code, reason)
 
     def _stop(self) -> None:
-        """Nothing more to produce: cancel the timers and every operation (their `finally` runs at once)."""
+        """Nothing more to produce: cancel the timers and every operation (their `finally` runs at once).
+
+        Once per socket: at the close request, or at shutdown when the client left first (then nothing is counted).
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         if self.outbound.close_frame is not None:
             code = self.outbound.close_frame[0]
             self.context.services.metrics.websocket_closes.labels(code=str(code)).inc()
