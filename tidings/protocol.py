@@ -548,6 +548,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         payload = message.get("payload")
         await self.send_message({"type": "pong", "payload": payload} if payload else {"type": "pong"})
 
+    def forget_id(self, id: str) -> None:
+        # Strawberry forgets an operation as it sends the operation's last message, and raises (a KeyError, logged
+        # with its traceback) when the socket's close or the client's `complete` forgot it first. Seen under a storm
+        # of closes on PostgreSQL: a query's task that ran on to its `complete` after its operation was cleaned up.
+        self.operations.pop(id, None)
+
     async def _handle_pre_execution_error(self, operation: Operation[Context, None], result: PreExecutionError) -> None:
         """A document that does not parse, or names no operation it has: an `error` message with the coded errors.
 
