@@ -181,6 +181,7 @@ def build_services(settings: Settings) -> Services:
         reconnect_delay_max=settings.broker_reconnect_delay_max,
     )
     metrics = Metrics()
+    metrics.watch_connections(store.connections)
     hub = FeedHub(
         store,
         broadcast,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -98,6 +101,10 @@ class Metrics:
         self._replays_now -= 1
         self.replays_in_flight.set(self._replays_now)
 
+    def watch_connections(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Report `read()` (connections by pool and state) as `tidings_database_connections` at every scrape."""
+        self.registry.register(_Connections(read))
+
     def watch_gc(self) -> None:
         """Time every garbage collection of this process into `tidings_gc_pause_seconds`."""
         if self._on_gc not in gc.callbacks:
@@ -115,6 +122,22 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Connections(Collector):
+    def __init__(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "tidings_database_connections",
+            "pooled database connections, by pool (engine; statements: the PostgreSQL hot path) and state "
+            "(in_use: checked out; a count that never returns to 0 when idle is a leak)",
+            labels=["pool", "state"],
+        )
+        for (pool, state), count in self._read().items():
+            family.add_metric([pool, state], count)
+        yield family
 
 
 def _task_count() -> float:

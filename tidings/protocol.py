@@ -414,6 +414,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # every operation task, until it has finished
         self._user: SlotKey | None = None  # holder of a connection slot
+        self._stopped = False
 
     def on_request_accepted(self) -> None:
         """The connection_init deadline (4408) as a timer: Strawberry's sleeping task would be one more per socket."""
@@ -450,7 +451,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.outbound.request_close(code, reason)
 
     def _stop(self) -> None:
-        """Nothing more to produce: cancel the timers and every operation (their `finally` runs at once)."""
+        """Nothing more to produce: cancel the timers and every operation (their `finally` runs at once).
+
+        Once per socket: at the close request, or at shutdown when the client left first (then nothing is counted).
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         if self.outbound.close_frame is not None:
             code = self.outbound.close_frame[0]
             self.context.services.metrics.websocket_closes.labels(code=str(code)).inc()
@@ -540,6 +547,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_ping(self, message: PingMessage) -> None:
         payload = message.get("payload")
         await self.send_message({"type": "pong", "payload": payload} if payload else {"type": "pong"})
+
+    def forget_id(self, id: str) -> None:
+        # Strawberry forgets an operation as it sends the operation's last message, and raises (a KeyError, logged
+        # with its traceback) when the socket's close or the client's `complete` forgot it first. Seen under a storm
+        # of closes on PostgreSQL: a query's task that ran on to its `complete` after its operation was cleaned up.
+        self.operations.pop(id, None)
 
     async def _handle_pre_execution_error(self, operation: Operation[Context, None], result: PreExecutionError) -> None:
         """A document that does not parse, or names no operation it has: an `error` message with the coded errors.

@@ -106,7 +106,9 @@ class _Channel:
     subscribers: set[Subscription] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     subscribed: bool = False  # whether the backend holds a subscription for it
-    users: int = 0  # tasks inside subscribe() for this channel; the entry is dropped when none are left
+    # Tasks inside subscribe() for this channel and backend calls still running for it: the entry, and with it the
+    # lock, lives until none are left, so a backend call never overlaps another one on the same channel.
+    users: int = 0
 
 
 class Broadcast:
@@ -128,6 +130,7 @@ class Broadcast:
         self._prefix = f"{channel_prefix}:"
         self._channels: dict[str, _Channel] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Task[None]] = set()  # backend calls whose caller was cancelled, until done
 
     @property
     def healthy(self) -> bool:
@@ -144,6 +147,12 @@ class Broadcast:
 
     async def disconnect(self) -> None:
         """Stop the reader task and close the backend; calling it again is harmless."""
+        # Closing the backend ends every subscription anyway; a backend call left running would wait for a reader.
+        settling = set(self._settling)
+        for task in settling:
+            task.cancel()
+        if settling:
+            await asyncio.wait(settling)
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
@@ -178,13 +187,10 @@ class Broadcast:
             entry = self._channels[channel] = _Channel()
         entry.users += 1
         subscription = Subscription(channel, queue_size=self._queue_size)
+        # Registered before the backend confirms, so nothing published after the confirmation is missed.
+        entry.subscribers.add(subscription)
         try:
-            async with entry.lock:
-                # Registered before the backend confirms, so nothing published after the confirmation is missed.
-                entry.subscribers.add(subscription)
-                if not entry.subscribed:
-                    await self._backend.subscribe(self._prefix + channel)
-                    entry.subscribed = True
+            await self._settle(channel, entry)
             # On Python 3.11, asyncio.wait_for (used by redis-py to send) can return instead of raising when a
             # cancellation arrives as it completes; the request is still pending on the task. Honour it here, or a
             # client's `complete` sent right after subscribing would leave the subscription running.
@@ -195,15 +201,52 @@ class Broadcast:
         finally:
             # Leave the local set first, without waiting, so a cancelled exit still stops deliveries.
             entry.subscribers.discard(subscription)
-            try:
-                async with entry.lock:
-                    if entry.subscribed and not entry.subscribers:
-                        entry.subscribed = False
-                        await self._backend.unsubscribe(self._prefix + channel)
-            finally:
-                entry.users -= 1
-                if entry.users == 0:
-                    del self._channels[channel]
+            await self._settle(channel, entry, leaving=True)
+
+    async def _settle(self, channel: str, entry: _Channel, *, leaving: bool = False) -> None:
+        """Make the backend subscribe the channel while it has local subscribers, and only then.
+
+        The backend call runs to its end in a task of its own even when the caller is cancelled, as a closing
+        WebSocket cancels its operations more than once: a second cancellation landing in an unsubscribe would
+        leave the broker sending a channel nobody here wants, for as long as the process lives. The caller still
+        sees its cancellation at once.
+        """
+        if bool(entry.subscribers) == entry.subscribed and not entry.lock.locked():
+            if leaving:
+                self._release(channel, entry)
+            return  # the common case: nothing to ask the backend, no task
+        call = asyncio.create_task(self._apply(channel, entry, leaving=leaving), name="tidings-broadcast-settle")
+        try:
+            await asyncio.shield(call)
+        except asyncio.CancelledError:
+            self._settling.add(call)
+            call.add_done_callback(self._settled)
+            raise
+
+    async def _apply(self, channel: str, entry: _Channel, *, leaving: bool) -> None:
+        try:
+            async with entry.lock:
+                # Decided under the lock: whoever waited longest sees the latest wish.
+                if entry.subscribers and not entry.subscribed:
+                    await self._backend.subscribe(self._prefix + channel)
+                    entry.subscribed = True
+                elif not entry.subscribers and entry.subscribed:
+                    entry.subscribed = False
+                    await self._backend.unsubscribe(self._prefix + channel)
+        finally:
+            if leaving:
+                self._release(channel, entry)
+
+    def _release(self, channel: str, entry: _Channel) -> None:
+        entry.users -= 1
+        if entry.users == 0:
+            del self._channels[channel]
+
+    def _settled(self, call: asyncio.Task[None]) -> None:
+        self._settling.discard(call)
+        if not call.cancelled() and (error := call.exception()) is not None:
+            # Its caller has gone: a subscription nobody waits for any more that could not be made, say.
+            logger.debug("broadcast: a backend call finished after its caller left (%s)", error)
 
     def _check_connected(self) -> None:
         if self._reader is None:

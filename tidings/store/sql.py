@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 import orjson
 import sqlalchemy as sa
 import sqlalchemy.exc
+import sqlalchemy.pool
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -58,6 +60,7 @@ from tidings.store.records import (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 EPOCH_KEY = "feed_epoch"
 PURGE_BATCH = 5000  # rows per retention transaction (TIDINGS_RETENTION_BATCH_SIZE)
@@ -120,30 +123,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-_unfinished: set[asyncio.Task[Any]] = set()  # reads whose caller was cancelled, until they are done
+def _to_the_end(
+    call: Callable[Concatenate[SqlStore, P], Awaitable[T]],
+) -> Callable[Concatenate[SqlStore, P], Awaitable[T]]:
+    """Run a store call on the SQLAlchemy engine to its end even when its caller is cancelled; the caller still sees
+    its cancellation at once.
 
-
-async def _finished_even_if_cancelled(read: Coroutine[Any, Any, T]) -> T:
-    """Run a SQLite read to its end even when its caller is cancelled (a subscription that closes mid-read).
-
-    A read cancelled inside SQLAlchemy's aiosqlite adapter invalidates its connection, and the adapter's graceful
-    close is then left pending forever ("Task was destroyed but it is pending"); finishing the read returns the
-    connection to the pool instead. The caller still sees its cancellation at once.
+    A cancellation inside SQLAlchemy's async adapters invalidates the connection, and a second one (a closing
+    WebSocket cancels its operations more than once) lands in the adapter's graceful close: aiosqlite's is then left
+    pending forever ("Task was destroyed but it is pending"), asyncpg's connection is dropped with a future nobody
+    reads ("Future exception was never retrieved"). Finishing the call returns the connection to the pool instead.
+    The statements on the asyncpg pool need none of this: asyncpg cancels a query and releases its connection itself.
     """
-    task = asyncio.ensure_future(read)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if not task.done():
-            _unfinished.add(task)
-            task.add_done_callback(_forget_unfinished)
-        raise
 
+    @functools.wraps(call)
+    async def finishing(store: SqlStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.ensure_future(call(store, *args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            store._unfinished.add(task)
+            task.add_done_callback(store._forget_unfinished)
+            raise
 
-def _forget_unfinished(task: asyncio.Task[Any]) -> None:
-    _unfinished.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: nobody waits for it any more
+    return finishing
 
 
 def _new_record(
@@ -218,6 +221,7 @@ class SqlStore:
         # One snapshot for every read of a request (PostgreSQL's default gives each statement its own).
         self._reader = engine.execution_options(isolation_level="REPEATABLE READ") if self._is_postgres else engine
         self._epoch: str | None = None
+        self._unfinished: set[asyncio.Task[Any]] = set()  # calls whose caller was cancelled, until they are done
 
     @property
     def engine(self) -> AsyncEngine:
@@ -243,6 +247,8 @@ class SqlStore:
             )
 
     async def close(self) -> None:
+        if self._unfinished:  # each is bounded by the statement and pool timeouts
+            await asyncio.wait(set(self._unfinished), timeout=self._timeout + self._statement_timeout)
         if self._statements is not None:
             statements, self._statements = self._statements, None
             try:
@@ -251,6 +257,26 @@ class SqlStore:
                 statements.terminate()
         await self._engine.dispose()
 
+    def connections(self) -> dict[tuple[str, str], int]:
+        """Pooled connections by pool ("engine": SQLAlchemy's; "statements": the asyncpg pool of the hot path) and
+        state ("in_use", "idle")."""
+        counts: dict[tuple[str, str], int] = {}
+        pool = self._engine.pool
+        if isinstance(pool, sa.pool.QueuePool):  # what create_engine makes for a database file or server
+            counts["engine", "in_use"] = pool.checkedout()
+            counts["engine", "idle"] = pool.checkedin()
+        if self._statements is not None:
+            idle = self._statements.get_idle_size()
+            counts["statements", "in_use"] = self._statements.get_size() - idle
+            counts["statements", "idle"] = idle
+        return counts
+
+    def _forget_unfinished(self, task: asyncio.Task[Any]) -> None:
+        self._unfinished.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: nobody waits for it any more
+
+    @_to_the_end
     async def ping(self) -> None:
         async with self._engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
@@ -384,6 +410,28 @@ class SqlStore:
             return await self._create_in_one_statement(
                 user_id=user_id, type=type, title=title, message=message, data=data, category=category
             )
+        return await self._create_in_transaction(
+            user_id=user_id,
+            type=type,
+            title=title,
+            message=message,
+            data=data,
+            idempotency_key=idempotency_key,
+            category=category,
+        )
+
+    @_to_the_end
+    async def _create_in_transaction(
+        self,
+        *,
+        user_id: str,
+        type: NotificationType,
+        title: str,
+        message: str,
+        data: dict[str, Any] | None,
+        idempotency_key: str | None,
+        category: str | None,
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
         request_hash = _request_hash(type, title, message, data, category)
         async with self._write() as conn:
             position = await self._lock_feed(conn, user_id)
@@ -504,6 +552,7 @@ class SqlStore:
             raise NotFound  # deleted between the lookup and the lock
         return _record(row)
 
+    @_to_the_end
     async def _change(
         self, *, notification_id: str, owner: str | None, kind: EventKind, change: Change
     ) -> tuple[NotificationRecord, FeedEvent | None]:
@@ -560,6 +609,7 @@ class SqlStore:
             notification_id=notification_id, owner=owner, kind=EventKind.UNARCHIVED, change=unarchiving
         )
 
+    @_to_the_end
     async def delete(self, *, notification_id: str, owner: str | None) -> tuple[NotificationRecord, FeedEvent]:
         """Delete one notification (kept as a tombstone); the event carries its last state."""
         user_id = await self._owner_of(notification_id, owner)
@@ -591,6 +641,7 @@ class SqlStore:
         """Archive every read notification of the inbox created at or before `up_to_seq` (all when None)."""
         return await self._change_all(ALL_ARCHIVED, user_id=user_id, up_to_seq=up_to_seq)
 
+    @_to_the_end
     async def _change_all(self, bulk: BulkChange, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
         """One bulk action in one event; nothing to change: no event."""
         async with self._write() as conn:
@@ -637,12 +688,14 @@ class SqlStore:
             async with self._driver() as driver:
                 row = await driver.fetchrow(_POSITION, user_id)
             return _feed_position(row)
-        return await _finished_even_if_cancelled(self._sqlite_position(user_id))
+        return await self._sqlite_position(user_id)
 
+    @_to_the_end
     async def _sqlite_position(self, user_id: str) -> FeedPosition:
         async with self._read() as conn:
             return await self._position(conn, user_id)
 
+    @_to_the_end
     async def get_notification(self, notification_id: str, *, owner: str | None) -> NotificationRecord | None:
         query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.id == notification_id, LIVE)
         if owner is not None:
@@ -651,6 +704,7 @@ class SqlStore:
             row = (await conn.execute(query)).one_or_none()
         return _record(row) if row else None
 
+    @_to_the_end
     async def list_notifications(
         self,
         *,
@@ -689,6 +743,7 @@ class SqlStore:
             items=[_record(row) for row in rows[:first]], has_next_page=len(rows) > first, position=position
         )
 
+    @_to_the_end
     async def unread_notifications(self, *, user_id: str, first: int) -> list[NotificationRecord]:
         query = (
             sa.select(*_NOTIFICATION_COLUMNS)
@@ -699,6 +754,7 @@ class SqlStore:
         async with self._read() as conn:
             return [_record(row) for row in (await conn.execute(query)).all()]
 
+    @_to_the_end
     async def category_counts(self, user_id: str) -> list[CategoryCounts]:
         """The user's counts in every category it has had a notification in, by category name."""
         query = (
@@ -715,6 +771,10 @@ class SqlStore:
         if category is None:
             position = await self.feed_position(user_id)
             return Counts(position.unread_count, position.unseen_count)
+        return await self._category_counts(user_id, category)
+
+    @_to_the_end
+    async def _category_counts(self, user_id: str, category: str) -> Counts:
         query = sa.select(category_counts.c.unread_count, category_counts.c.unseen_count).where(
             category_counts.c.user_id == user_id, category_counts.c.category == category
         )
@@ -729,8 +789,9 @@ class SqlStore:
                 records = await driver.fetch(_EVENTS_AFTER, user_id, after_seq, limit)
             # The statement pool's JSON codecs decode snapshots (tidings.store.engine.create_statement_pool).
             return [_event(record, snapshot=record["snapshot"]) for record in records]
-        return await _finished_even_if_cancelled(self._sqlite_events_after(user_id, after_seq, limit))
+        return await self._sqlite_events_after(user_id, after_seq, limit)
 
+    @_to_the_end
     async def _sqlite_events_after(self, user_id: str, after_seq: int, limit: int) -> list[FeedEvent]:
         query = (
             sa.select(events)
@@ -750,6 +811,10 @@ class SqlStore:
             async with self._driver() as driver:
                 records = await driver.fetch(_POSITIONS, list(user_ids))
             return {record["user_id"]: record["last_seq"] for record in records}
+        return await self._sqlite_positions(user_ids)
+
+    @_to_the_end
+    async def _sqlite_positions(self, user_ids: Sequence[str]) -> dict[str, int]:
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(sa.select(feeds.c.user_id, feeds.c.last_seq).where(feeds.c.user_id.in_(user_ids)))
@@ -778,12 +843,16 @@ class SqlStore:
     async def _delete_in_batches(self, statement: sa.Delete, batch_size: int) -> int:
         removed = 0
         while True:
-            async with self._write() as conn:
-                batch = (await conn.execute(statement)).rowcount
+            batch = await self._delete_batch(statement)
             removed += batch
             if batch < batch_size:
                 return removed
             await asyncio.sleep(0)  # let the writers that waited for this batch go first
+
+    @_to_the_end
+    async def _delete_batch(self, statement: sa.Delete) -> int:
+        async with self._write() as conn:
+            return int((await conn.execute(statement)).rowcount)
 
 
 def _feed_position(values: Any) -> FeedPosition:
