@@ -34,7 +34,7 @@ from tests._client import (
 )
 from tests._server import TEST_SECRET, PostgresDatabase, ServerProcess, scaled_env
 from tests._services import redis_url
-from tidings.protocol import MAX_CLOSE_REASON_BYTES, CloseCode
+from tidings.protocol.messages import MAX_CLOSE_REASON_BYTES, CloseCode
 
 SUBSCRIBER_ID_REASON = "'id' must be a string of 1 to 128 characters"
 LOG_DEFECTS = ("Task was destroyed but it is pending", "exception was never retrieved", "Traceback")

@@ -34,9 +34,9 @@ from tidings.delivery import Projection, projections
 from tidings.documents import CompiledDocuments
 from tidings.feed import FeedHub
 from tidings.http import GraphQLHTTP, GraphQLOverHTTP
-from tidings.limits import Admission, BodySizeLimit, RateLimiter
+from tidings.limits import Admission, BodySizeLimit, ConnectionSlots, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
-from tidings.protocol import ConnectionSlots, TransportWSHandler
+from tidings.protocol import TransportWSHandler
 from tidings.startup import StartupError, broadcast_error, database_error, open_database
 from tidings.store import SqlStore, create_engine
 from tidings.wheel import TimerWheel
