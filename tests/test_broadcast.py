@@ -710,3 +710,40 @@ def test_unknown_scheme_is_rejected_without_echoing_the_url() -> None:
 def test_memory_backend_does_not_import_redis() -> None:
     script = "import sys, tidings.broadcast as b; b.Broadcast('memory://'); assert 'redis' not in sys.modules"
     subprocess.run([sys.executable, "-c", script], check=True, timeout=WAIT * 6, cwd=Path(__file__).parents[1])
+
+
+async def test_a_reader_that_fails_unexpectedly_restarts_and_subscribers_catch_up(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a connection loss (the backend handles those): a bug in a delivery. The reader comes back with backoff,
+    every subscriber is told to re-read the database, and /readyz (healthy) says so meanwhile."""
+    broadcast = Broadcast("memory://", reconnect_delay=0.2, reconnect_delay_max=0.4)
+    await broadcast.connect()
+    try:
+        async with broadcast.subscribe("flaky") as subscription:
+            original = Subscription._deliver
+            failures: list[bytes] = []
+
+            def deliver_failing_once(self: Subscription, data: bytes) -> None:
+                if not failures:
+                    failures.append(data)
+                    raise RuntimeError("a bug in a delivery")
+                original(self, data)
+
+            monkeypatch.setattr(Subscription, "_deliver", deliver_failing_once)
+            await broadcast.publish("flaky", b"lost to the bug")
+            async with asyncio.timeout(WAIT):
+                while broadcast.healthy:
+                    await asyncio.sleep(0.01)
+            assert await asyncio.wait_for(subscription.get(), WAIT) is None  # re-read what may have been lost
+            async with asyncio.timeout(WAIT):
+                while not broadcast.healthy:
+                    await asyncio.sleep(0.01)
+            await broadcast.publish("flaky", b"after the restart")
+            async with asyncio.timeout(WAIT):
+                while (message := await subscription.get()) is None:
+                    pass
+            assert message == b"after the restart" and failures == [b"lost to the bug"]
+        assert "broadcast: the reader failed; restarting it in 0.2s" in caplog.text
+    finally:
+        await broadcast.disconnect()

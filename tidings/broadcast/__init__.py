@@ -126,6 +126,9 @@ class Broadcast:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self._backend = create_backend(url, reconnect_delay=reconnect_delay, reconnect_delay_max=reconnect_delay_max)
+        self._restart_delay_min = reconnect_delay
+        self._restart_delay_max = reconnect_delay_max
+        self._reader_failing = False  # between a reader failure and its restart
         self._queue_size = queue_size
         self._prefix = f"{channel_prefix}:"
         self._channels: dict[str, _Channel] = {}
@@ -135,14 +138,16 @@ class Broadcast:
     @property
     def healthy(self) -> bool:
         """Whether messages are flowing: the backend is connected and the reader is running."""
-        return self._reader is not None and not self._reader.done() and self._backend.healthy
+        return (
+            self._reader is not None and not self._reader.done() and not self._reader_failing and self._backend.healthy
+        )
 
     async def connect(self) -> None:
         """Connect the backend and start the reader task."""
         if self._reader is not None:
             return
         await self._backend.connect()
-        self._reader = asyncio.create_task(self._read(), name="tidings-broadcast-reader")
+        self._reader = asyncio.create_task(self._supervise_reader(), name="tidings-broadcast-reader")
         self._reader.add_done_callback(_log_reader_failure)
 
     async def disconnect(self) -> None:
@@ -252,14 +257,41 @@ class Broadcast:
         if self._reader is None:
             raise RuntimeError("Broadcast.connect() was not called")
 
+    async def _supervise_reader(self) -> None:
+        """Run the reader; after an unexpected error, log it, restart it with backoff and make everyone catch up.
+
+        Connection losses are the backend's to handle (it reconnects); this is for the rest, such as a bug in a
+        delivery, which must not stop this process's live wake-ups for good while /healthz still says 200.
+        """
+        delay = self._restart_delay_min
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if asyncio.get_running_loop().time() - started > 10 * self._restart_delay_max:
+                    delay = self._restart_delay_min  # it had been running well: a new burst starts from the minimum
+                logger.exception("broadcast: the reader failed; restarting it in %.1fs (subscribers catch up)", delay)
+                self._reader_failing = True
+                self._request_catch_up_everywhere()  # what was lost meanwhile is read from the database
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._restart_delay_max)
+                self._reader_failing = False
+                self._request_catch_up_everywhere()
+
+    def _request_catch_up_everywhere(self) -> None:
+        for entry in self._channels.values():
+            for subscription in entry.subscribers:
+                subscription.request_catch_up()
+
     async def _read(self) -> None:
         prefix_length = len(self._prefix)
         while True:
             message = await self._backend.next_message()
             if message is None:
-                for entry in self._channels.values():
-                    for subscription in entry.subscribers:
-                        subscription.request_catch_up()
+                self._request_catch_up_everywhere()
                 continue
             target = self._channels.get(message.channel[prefix_length:])
             if target is not None:
@@ -269,5 +301,5 @@ class Broadcast:
 
 def _log_reader_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (error := task.exception()) is not None:
-        # `healthy` turns False, so /readyz reports it and the process gets restarted.
+        # Only what the supervisor itself could not handle: `healthy` turns False and /readyz reports it.
         logger.error("broadcast: the reader task failed; no more messages will be received", exc_info=error)
