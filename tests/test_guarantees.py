@@ -130,10 +130,16 @@ def _new_user() -> str:
     return f"user-{uuid.uuid4().hex[:10]}"
 
 
-async def _receive_the_rest(ledger: Ledger, devices: list[Device]) -> None:
-    """Each device takes as many more events as the test made for it: then the audit sees whatever came."""
-    for device in devices:
-        await device.receive(len(ledger.expected(device.user, device.start_sequence)) - len(device.received))
+async def _receive(ledger: Ledger, devices: list[Device], count: int | None = None) -> None:
+    """Each device takes `count` more events, or else as many more as the test made for it; when they do not all
+    come, the audit says what is missing."""
+    try:
+        for device in devices:
+            expected = len(ledger.expected(device.user, device.start_sequence)) - len(device.received)
+            await device.receive(expected if count is None else count)
+    except TimeoutError:
+        assert_nothing_lost(ledger, devices)
+        raise
 
 
 async def _close(devices: list[Device]) -> None:
@@ -162,8 +168,7 @@ async def test_every_device_sees_its_feed_in_order_through_live_gaps_and_concurr
         async with deployment.silent_writer(ledger) as silent:
             for user in users:
                 await ledger.create(servers[0].graphql_url, user, "first")
-            for device in devices:
-                await device.receive(1)  # every device is following live from here on
+            await _receive(ledger, devices)  # every device is following live from here on
             for round_, lost in enumerate((1, 2, BATCH + 1, 2 * BATCH + 1)):
                 concurrent = [
                     ledger.create(server.graphql_url, user, f"round {round_} via {server.port} #{i}")
@@ -178,7 +183,7 @@ async def test_every_device_sees_its_feed_in_order_through_live_gaps_and_concurr
                         await silent.create(user, f"round {round_}: lost wake-up {i}")
                     # The first wake-up after the lost ones: the live path sees the gap and fills it.
                     await ledger.create(servers[round_ % len(servers)].graphql_url, user, f"round {round_}: after")
-        await _receive_the_rest(ledger, devices)
+        await _receive(ledger, devices)
         assert_nothing_lost(ledger, devices)
     finally:
         await _close(devices)
@@ -199,7 +204,7 @@ async def test_a_resume_replays_many_batches_then_hands_over_to_live(deployment:
     try:
         for i in range(2):
             await ledger.create(first.graphql_url, user, f"seen {i}")
-        await device.receive(2)
+        await _receive(ledger, devices)
         await device.close()
         for i in range(10):
             await ledger.create(first.graphql_url, user, f"missed {i}")
@@ -216,18 +221,18 @@ async def test_a_resume_replays_many_batches_then_hands_over_to_live(deployment:
         await device.connect(last.ws_url)  # with the cursor of the last event it was shown
         writing = asyncio.create_task(meanwhile())
         try:
-            await device.receive(6 * BATCH)
+            await _receive(ledger, devices, 6 * BATCH)
         finally:
             await writing
-        await _receive_the_rest(ledger, devices)
+        await _receive(ledger, devices)
         await ledger.create(first.graphql_url, user, "live")
-        await device.receive(1)
+        await _receive(ledger, devices)
 
         epoch = FeedCursor.decode(device.cursor).epoch
         whole = Device(user=user, start_sequence=0, cursor=FeedCursor(epoch, 0).encode())
         devices.append(whole)
         await whole.connect(first.ws_url)
-        await _receive_the_rest(ledger, [whole])
+        await _receive(ledger, [whole])
         assert_nothing_lost(ledger, devices)
     finally:
         await _close(devices)
@@ -327,11 +332,11 @@ async def test_events_reach_another_process_through_the_broker(broker: tuple[Dep
         async with view.tap(channel) as tap:
             await _wait_for_subscribers(view, channel, 2)
             await ledger.create(writer.graphql_url, user, "first")
-            await device.receive(1)
+            await _receive(ledger, [device])
             reads = await _metric(reader, "tidings_replays_total")
             for i in range(5):
                 await ledger.create(writer.graphql_url, user, f"live {i}")
-            await device.receive(5)
+            await _receive(ledger, [device])
             carried = await _messages(tap, 6)
         assert [message["seq"] for message in carried] == [event.sequence for event in ledger.expected(user)]
         assert await _metric(reader, "tidings_replays_total") == reads, "delivered from the database, not live"
