@@ -39,6 +39,7 @@ from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
 from tidings.protocol import TransportWSHandler
 from tidings.startup import StartupError, broadcast_error, database_error, open_database
 from tidings.store import SqlStore, create_engine
+from tidings.timers import Timers
 from tidings.wheel import TimerWheel
 
 logger = logging.getLogger("tidings")
@@ -206,6 +207,9 @@ def build_services(settings: Settings) -> Services:
             service_rate=settings.service_subscribes_per_second,
             what="subscribes",
         ),
+        timers=Timers(
+            store, broadcast, metrics, interval=settings.timer_interval, batch_size=settings.timer_batch_size
+        ),
     )
 
 
@@ -270,6 +274,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = [
             asyncio.create_task(_purge_expired(services), name="tidings-retention"),
             asyncio.create_task(services.hub.run(settings.sync_interval), name="tidings-feed-sync"),
+            asyncio.create_task(services.timers.run(), name="tidings-timers"),
         ]
         try:
             yield

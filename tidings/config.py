@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     retention_interval: Annotated[float, Field(gt=0)] = 3600.0
     retention_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
     sync_interval: Annotated[float, Field(gt=0)] = 2.0
+    # Snooze and expiry (tidings.timers): every process looks for due timers at least this often (seconds), sooner
+    # when the next one is due sooner; a timer set in this process wakes it at once. At most this late when the
+    # process that set a timer is gone.
+    timer_interval: Annotated[float, Field(gt=0)] = 5.0
+    timer_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     broker_reconnect_delay: Annotated[float, Field(gt=0)] = 0.1
     broker_reconnect_delay_max: Annotated[float, Field(gt=0)] = 5.0
     shutdown_grace: Annotated[int, Field(ge=0)] = 10

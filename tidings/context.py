@@ -15,6 +15,7 @@ from tidings.feed import FeedHub
 from tidings.limits import Admission, RateLimiter
 from tidings.metrics import Metrics
 from tidings.store import SqlStore
+from tidings.timers import Timers
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Services:
     rate_limiter: RateLimiter
     subscribe_limiter: RateLimiter  # graphql-transport-ws subscribe messages, whatever their operation
     admission: Admission  # writes in flight (TIDINGS_MAX_INFLIGHT_MUTATIONS)
+    timers: Timers  # snooze and expiry
 
 
 EXPIRED_TOKEN_MESSAGE = "The bearer token has expired"

@@ -77,6 +77,7 @@ class CreatePlan:
             data=raw.get("data"),
             idempotency_key=raw.get("idempotencyKey"),
             category=raw.get("category"),
+            expires_at=raw.get("expiresAt"),
         )
         from tidings.resolvers import create_notification
 

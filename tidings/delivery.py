@@ -63,6 +63,9 @@ NOTIFICATION_FIELDS: dict[str, Getter] = {
     "archived": lambda record: record.archived_at is not None,
     "archivedAt": lambda record: _iso(record.archived_at),
     "category": lambda record: record.category,
+    "snoozed": lambda record: record.snoozed_until is not None,
+    "snoozedUntil": lambda record: _iso(record.snoozed_until),
+    "expiresAt": lambda record: _iso(record.expires_at),
 }
 EVENT_FIELDS: dict[str, Getter] = {
     "__typename": lambda event: "NotificationEvent",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tidings.store import MAX_CATEGORY
 
 MAX_TITLE = 200  # characters
@@ -9,5 +11,14 @@ MAX_MESSAGE = 10_000  # characters
 MAX_DATA_BYTES = 16 * 1024  # of `data` as JSON
 MAX_IDEMPOTENCY_KEY = 200  # characters
 MAX_PAGE = 100  # `first` of any list
+MAX_TIMER_AHEAD = timedelta(days=366)  # how far ahead a snooze may end or an expiry be set
 
-__all__ = ["MAX_CATEGORY", "MAX_DATA_BYTES", "MAX_IDEMPOTENCY_KEY", "MAX_MESSAGE", "MAX_PAGE", "MAX_TITLE"]
+__all__ = [
+    "MAX_CATEGORY",
+    "MAX_DATA_BYTES",
+    "MAX_IDEMPOTENCY_KEY",
+    "MAX_MESSAGE",
+    "MAX_PAGE",
+    "MAX_TIMER_AHEAD",
+    "MAX_TITLE",
+]

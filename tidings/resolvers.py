@@ -7,6 +7,7 @@ import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -17,7 +18,7 @@ from strawberry.types import Info
 from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, not_found
-from tidings.inputs import MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_PAGE, MAX_TITLE
+from tidings.inputs import MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_PAGE, MAX_TIMER_AHEAD, MAX_TITLE
 from tidings.schema import (
     ArchiveAllResult,
     CategoryCount,
@@ -82,6 +83,19 @@ def _category(value: str | None, argument: str) -> str | None:
     return value
 
 
+def _timer_time(value: datetime, argument: str) -> datetime:
+    """A time a timer may be set for: with an offset (a time without one means nothing certain), in the future,
+    and at most MAX_TIMER_AHEAD ahead."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise bad_input(f"{argument} must carry a UTC offset, e.g. 2026-12-24T09:00:00+00:00", argument=argument)
+    now = datetime.now(UTC)
+    if value <= now:
+        raise bad_input(f"{argument} must be in the future", argument=argument)
+    if value > now + MAX_TIMER_AHEAD:
+        raise bad_input(f"{argument} must be at most {MAX_TIMER_AHEAD.days} days ahead", argument=argument)
+    return value.astimezone(UTC)
+
+
 def _up_to(store: SqlStore, value: str | None) -> int | None:
     """The feed position of an `upTo` cursor (None: everything so far)."""
     if value is None:
@@ -112,6 +126,7 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise bad_input(f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", argument="idempotencyKey")
     category = _category(data.category, "category")
+    expires_at = _timer_time(data.expires_at, "expiresAt") if data.expires_at is not None else None
     return {
         "type": NotificationType(data.type or NotificationType.INFO),
         "title": data.title,
@@ -119,6 +134,7 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
         "data": data.data,
         "idempotency_key": key,
         "category": category,
+        "expires_at": expires_at,
     }
 
 
@@ -214,6 +230,7 @@ class Query:
                 type=NotificationType(filter.type) if filter.type else None,
                 archived=filter.archived,
                 category=category,
+                snoozed=filter.snoozed,
             ),
         )
         return NotificationConnection.from_page(page, services.store.epoch)
@@ -292,6 +309,8 @@ async def create_notification(info: Info[Context, None] | Any, input: CreateNoti
     except IdempotencyConflict as error:
         raise bad_input(str(error), argument="idempotencyKey") from None
     await _publish(context, event)
+    if event is not None and record.expires_at is not None:
+        context.services.timers.schedule(record.expires_at)
     return record
 
 
@@ -378,6 +397,22 @@ class Mutation:
         return ArchiveAllResult(
             count=result.count, unread_count=position.unread_count, unseen_count=position.unseen_count, cursor=cursor
         )
+
+    @strawberry.mutation(
+        description=(
+            "Snooze one notification until a time (in the future, at most 366 days ahead): it leaves the inbox and "
+            "its counts (lists show it with `filter: {snoozed: true}`), devices get a SNOOZED event, and when the "
+            "time comes it is back on top, unread and unseen, with an UNSNOOZED event on every device. An archived "
+            "one leaves the archive, to come back to the inbox; snoozed already: the new time replaces the old; "
+            "the same time: returned unchanged, no event. Archiving a snoozed one ends its snooze."
+        )
+    )
+    async def snooze_notification(self, info: Info[Context, None], id: strawberry.ID, until: datetime) -> Notification:
+        store = info.context.services.store
+        when = _timer_time(until, "until")
+        record = await _change_one(info.context, id, lambda **which: store.snooze(**which, until=when))
+        info.context.services.timers.schedule(when)
+        return Notification.from_record(record)
 
     @strawberry.mutation(description="Delete one notification; returns its id. Devices get a DELETED event.")
     async def delete_notification(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:

@@ -25,8 +25,10 @@ strawberry.enum(
     records.EventKind,
     name="NotificationEventKind",
     description=(
-        "What happened. CREATED, READ, UNREAD, ARCHIVED, UNARCHIVED and DELETED carry the notification as it is "
-        "after the event (DELETED: as it was last); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
+        "What happened. CREATED, READ, UNREAD, ARCHIVED, UNARCHIVED, SNOOZED, UNSNOOZED and DELETED carry the "
+        "notification as it is after the event (DELETED: as it was last); UNSNOOZED: a snooze ended and the "
+        "notification is back on top, unread and unseen; EXPIRED: its `expiresAt` came and it is gone (carried as it "
+        "was last); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
         "up to `upToSequence` that was unread, unseen, or read and in the inbox, respectively (`count` of them); "
         "RESYNC means events were missed beyond recovery: refetch, then continue from its cursor."
     ),
@@ -56,6 +58,15 @@ class Notification:
     archived: bool = strawberry.field(description="Whether it is archived: out of the inbox and its counts.")
     archived_at: datetime | None = strawberry.field(description="When it was archived (ISO-8601, UTC), or null.")
     category: str | None = strawberry.field(description="The category it was created in (a tab), or null.")
+    snoozed: bool = strawberry.field(
+        description="Whether it is snoozed: out of the inbox and its counts until `snoozedUntil`."
+    )
+    snoozed_until: datetime | None = strawberry.field(
+        description="When its snooze ends and it comes back on top, unread (ISO-8601, UTC), or null."
+    )
+    expires_at: datetime | None = strawberry.field(
+        description="When it expires: it then leaves every list and count, with an EXPIRED event; or null."
+    )
 
     @classmethod
     def from_record(cls, record: records.NotificationRecord) -> Notification:
@@ -75,6 +86,9 @@ class Notification:
             archived=record.archived_at is not None,
             archived_at=record.archived_at,
             category=record.category,
+            snoozed=record.snoozed_until is not None,
+            snoozed_until=record.snoozed_until,
+            expires_at=record.expires_at,
         )
 
 
@@ -186,6 +200,9 @@ class NotificationFilter:
         default=False, description="Only archived (true), only the inbox (false, the default), or both (null)."
     )
     category: str | None = strawberry.field(default=None, description="Only this category.")
+    snoozed: bool | None = strawberry.field(
+        default=False, description="Only snoozed (true, a snoozed tab), only not snoozed (false, the default), or both."
+    )
 
 
 @strawberry.input(description="A notification to create (service tokens only).")
@@ -211,6 +228,13 @@ class CreateNotificationInput:
         description=(
             f"A category for tabs and their counts, or null: 1 to {MAX_CATEGORY} letters, digits and `_ - . : /`, "
             "starting with a letter or digit (e.g. `comments`, `billing.invoices`)."
+        ),
+    )
+    expires_at: datetime | None = strawberry.field(
+        default=None,
+        description=(
+            "When it expires, or null for never: in the future, at most 366 days ahead, with a UTC offset. It then "
+            "leaves every list and count and devices get an EXPIRED event. Not part of the idempotency comparison."
         ),
     )
 

@@ -28,6 +28,9 @@ class EventKind(StrEnum):
     ARCHIVED = "ARCHIVED"
     UNARCHIVED = "UNARCHIVED"
     ALL_ARCHIVED = "ALL_ARCHIVED"
+    SNOOZED = "SNOOZED"
+    UNSNOOZED = "UNSNOOZED"
+    EXPIRED = "EXPIRED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class NotificationRecord:
     seen_at: datetime | None
     archived_at: datetime | None
     category: str | None
+    snoozed_until: datetime | None = None  # out of the inbox and its counts until then (tidings.timers)
+    expires_at: datetime | None = None  # then it expires: deleted by the timer, with an EXPIRED event
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +66,8 @@ class NotificationRecord:
             "seen_at": _iso(self.seen_at),
             "archived_at": _iso(self.archived_at),
             "category": self.category,
+            "snoozed_until": _iso(self.snoozed_until),
+            "expires_at": _iso(self.expires_at),
         }
 
     @classmethod
@@ -80,6 +87,8 @@ class NotificationRecord:
             seen_at=_datetime(raw["seen_at"]) if "seen_at" in raw else read_at,
             archived_at=_datetime(raw.get("archived_at")),
             category=raw.get("category"),
+            snoozed_until=_datetime(raw.get("snoozed_until")),
+            expires_at=_datetime(raw.get("expires_at")),
         )
 
 

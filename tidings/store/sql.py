@@ -37,9 +37,14 @@ from tidings.store.changes import (
     archiving,
     counted,
     counts_by_category,
+    due,
+    due_at,
+    expired,
     marking_read,
     marking_unread,
+    snoozing,
     unarchiving,
+    unsnoozing,
 )
 from tidings.store.engine import WRITE_OPTION, create_statement_pool
 from tidings.store.models import category_counts, events, feeds, meta_table, notifications
@@ -116,6 +121,8 @@ _NOTIFICATION_COLUMNS = (
     notifications.c.seen_at,
     notifications.c.archived_at,
     notifications.c.category,
+    notifications.c.snoozed_until,
+    notifications.c.expires_at,
 )
 
 
@@ -157,6 +164,7 @@ def _new_record(
     message: str,
     data: dict[str, Any] | None,
     category: str | None,
+    expires_at: datetime | None = None,
 ) -> NotificationRecord:
     return NotificationRecord(
         id=str(uuid.uuid4()),
@@ -171,6 +179,7 @@ def _new_record(
         seen_at=None,
         archived_at=None,
         category=category,
+        expires_at=expires_at,
     )
 
 
@@ -188,6 +197,8 @@ def _record(row: Any) -> NotificationRecord:
         seen_at=row.seen_at,
         archived_at=row.archived_at,
         category=row.category,
+        snoozed_until=row.snoozed_until,
+        expires_at=row.expires_at,
     )
 
 
@@ -404,9 +415,13 @@ class SqlStore:
         data: dict[str, Any] | None,
         idempotency_key: str | None = None,
         category: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[NotificationRecord, FeedEvent | None]:
-        """Create a notification; a repeated idempotency key returns the original and no event."""
-        if self._is_postgres and idempotency_key is None:
+        """Create a notification; a repeated idempotency key returns the original and no event.
+
+        `expires_at` is not part of the idempotency payload: a retry that computes it afresh is still the same request.
+        """
+        if self._is_postgres and idempotency_key is None and expires_at is None:
             return await self._create_in_one_statement(
                 user_id=user_id, type=type, title=title, message=message, data=data, category=category
             )
@@ -418,6 +433,7 @@ class SqlStore:
             data=data,
             idempotency_key=idempotency_key,
             category=category,
+            expires_at=expires_at,
         )
 
     @_to_the_end
@@ -431,6 +447,7 @@ class SqlStore:
         data: dict[str, Any] | None,
         idempotency_key: str | None,
         category: str | None,
+        expires_at: datetime | None,
     ) -> tuple[NotificationRecord, FeedEvent | None]:
         request_hash = _request_hash(type, title, message, data, category)
         async with self._write() as conn:
@@ -448,7 +465,7 @@ class SqlStore:
                     if existing.request_hash != request_hash:
                         raise IdempotencyConflict("idempotencyKey was already used with a different payload")
                     return _record(existing), None
-            record = _new_record(user_id, position.seq + 1, type, title, message, data, category)
+            record = _new_record(user_id, position.seq + 1, type, title, message, data, category, expires_at)
             await conn.execute(
                 notifications.insert().values(
                     id=record.id,
@@ -460,6 +477,7 @@ class SqlStore:
                     data=data,
                     created_at=record.created_at,
                     category=category,
+                    expires_at=expires_at,
                     idempotency_key=idempotency_key,
                     request_hash=request_hash,
                 )
@@ -629,6 +647,81 @@ class SqlStore:
             )
         return current, event
 
+    # -- the timers: snooze and expiry ----------------------------------------------------------------------------
+
+    async def snooze(
+        self, *, notification_id: str, owner: str | None, until: datetime
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
+        """Take one notification out of the inbox and its counts until `until` (fire_due brings it back)."""
+        return await self._change(
+            notification_id=notification_id, owner=owner, kind=EventKind.SNOOZED, change=snoozing(until)
+        )
+
+    async def fire_due(self, *, now: datetime, limit: int) -> list[FeedEvent]:
+        """End the snoozes and expiries due at `now`, at most `limit`: one UNSNOOZED or EXPIRED event each.
+
+        Exactly once however many processes call it: the rows found due are read again under their user's feed
+        lock, and one that another process fired meanwhile (its snooze cleared, or deleted) is no longer due.
+        """
+        by_user: dict[str, list[str]] = {}
+        for user_id, notification_id in await self._due(now, limit):
+            by_user.setdefault(user_id, []).append(notification_id)
+        fired: list[FeedEvent] = []
+        for user_id, ids in sorted(by_user.items()):
+            fired.extend(await self._fire_for(user_id, ids, now))
+        return fired
+
+    @_to_the_end
+    async def _due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(user, notification) of at most `limit` timers due at `now`, read outside any lock."""
+        async with self._engine.connect() as conn:
+            query = sa.select(notifications.c.user_id, notifications.c.id).where(due(now)).limit(limit)
+            return [(row.user_id, row.id) for row in await conn.execute(query)]
+
+    @_to_the_end
+    async def _fire_for(self, user_id: str, ids: list[str], now: datetime) -> list[FeedEvent]:
+        """One user's due timers in one transaction, in the order they came due."""
+        fired: list[FeedEvent] = []
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            rows = (
+                await conn.execute(
+                    sa.select(*_NOTIFICATION_COLUMNS).where(
+                        notifications.c.user_id == user_id, notifications.c.id.in_(ids), due(now)
+                    )
+                )
+            ).all()
+            for current in sorted((_record(row) for row in rows), key=lambda record: (due_at(record), record.seq)):
+                if expired(current, now):
+                    values: dict[str, Any] = {"deleted_at": now}
+                    kind, record, change = EventKind.EXPIRED, current, Counts() - counted(current)
+                else:
+                    values = unsnoozing(position.seq + 1)
+                    kind, record = EventKind.UNSNOOZED, dataclasses.replace(current, **values)
+                    change = counted(record) - counted(current)
+                await conn.execute(notifications.update().where(notifications.c.id == current.id).values(**values))
+                event = await self._append(
+                    conn, position, user_id=user_id, kind=kind, change=change, notification=record
+                )
+                position = FeedPosition(event.seq, event.unread_count, event.unseen_count)
+                fired.append(event)
+        return fired
+
+    @_to_the_end
+    async def next_due(self) -> datetime | None:
+        """When the next snooze ends or expiry comes, of any user; None when no timer is set."""
+        column = notifications.c
+        snoozes = sa.select(sa.func.min(column.snoozed_until)).where(column.snoozed_until.is_not(None), LIVE)
+        expiries = sa.select(sa.func.min(column.expires_at)).where(column.expires_at.is_not(None), LIVE)
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(snoozes.scalar_subquery().label("snooze"), expiries.scalar_subquery().label("expiry"))
+                )
+            ).one()
+        times = [time for time in (row.snooze, row.expiry) if time is not None]  # UTCDateTime's, as the columns
+        return min(times) if times else None
+
     async def mark_all_read(self, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
         """Mark read (and seen) every unread notification created at or before `up_to_seq` (all when None)."""
         return await self._change_all(ALL_READ, user_id=user_id, up_to_seq=up_to_seq)
@@ -715,16 +808,22 @@ class SqlStore:
         type: NotificationType | None = None,
         archived: bool | None = False,
         category: str | None = None,
+        snoozed: bool | None = False,
     ) -> NotificationPage:
         """Newest first, keyset-paginated by position; counts and feed position from the same snapshot.
 
-        `archived` False (the inbox) leaves archived notifications out, True lists only them, None both.
+        `archived` False (the inbox) leaves archived notifications out, True lists only them, None both; `snoozed`
+        likewise for snoozed ones.
         """
         query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.user_id == user_id, LIVE)
         if archived is True:
             query = query.where(notifications.c.archived_at.is_not(None))
         elif archived is False:
             query = query.where(notifications.c.archived_at.is_(None))
+        if snoozed is True:
+            query = query.where(notifications.c.snoozed_until.is_not(None))
+        elif snoozed is False:
+            query = query.where(notifications.c.snoozed_until.is_(None))
         if category is not None:
             query = query.where(notifications.c.category == category)
         if before_seq is not None:
