@@ -56,7 +56,7 @@ def test_the_inbox_contract_names_are_present() -> None:
         "  seen: Boolean!\n",
         "  seenAt: DateTime\n",
         "  unseenCount: Int!\n",
-        "  RESYNC\n  ALL_SEEN\n  UNREAD\n  ARCHIVED\n  UNARCHIVED\n  ALL_ARCHIVED\n}",
+        "  RESYNC\n  ALL_SEEN\n  UNREAD\n  ARCHIVED\n  UNARCHIVED\n  ALL_ARCHIVED\n",
     ):
         assert fragment in sdl, fragment
 
