@@ -207,9 +207,7 @@ def build_services(settings: Settings) -> Services:
             service_rate=settings.service_subscribes_per_second,
             what="subscribes",
         ),
-        timers=Timers(
-            store, broadcast, metrics, interval=settings.timer_interval, batch_size=settings.timer_batch_size
-        ),
+        timers=Timers(store, hub, interval=settings.timer_interval, batch_size=settings.timer_batch_size),
     )
 
 

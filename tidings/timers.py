@@ -15,25 +15,18 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-from tidings.broadcast import Broadcast
-from tidings.feed import user_channel
-from tidings.metrics import Metrics
-from tidings.store import FeedEvent, SqlStore
+from tidings.feed import FeedHub
+from tidings.store import SqlStore
 
 logger = logging.getLogger("tidings")
-
-PUBLISH_TIMEOUT = 1.0  # seconds a wake-up may take; losing one loses nothing (followers read the database)
 
 
 class Timers:
     """This process's share of the timers: fire what is due, publish it, sleep until the next."""
 
-    def __init__(
-        self, store: SqlStore, broadcast: Broadcast, metrics: Metrics, *, interval: float, batch_size: int
-    ) -> None:
+    def __init__(self, store: SqlStore, hub: FeedHub, *, interval: float, batch_size: int) -> None:
         self._store = store
-        self._broadcast = broadcast
-        self._metrics = metrics
+        self._hub = hub
         self._interval = interval
         self._batch_size = batch_size
         self._wake = asyncio.Event()
@@ -65,20 +58,10 @@ class Timers:
             now = datetime.now(UTC)
             fired = await self._store.fire_due(now=now, limit=self._batch_size)
             for event in fired:
-                await self._publish(event)
+                await self._hub.publish(event)
             if len(fired) < self._batch_size:
                 break
         upcoming = await self._store.next_due()
         if upcoming is None:
             return self._interval
         return min(self._interval, max(0.0, (upcoming - datetime.now(UTC)).total_seconds()))
-
-    async def _publish(self, event: FeedEvent) -> None:
-        try:
-            await asyncio.wait_for(
-                self._broadcast.publish(user_channel(event.user_id), event.to_json()), PUBLISH_TIMEOUT
-            )
-            self._metrics.events_published.inc()
-        except Exception as error:
-            self._metrics.publish_failures.inc()
-            logger.debug("timers: publish failed (%s); subscribers will catch up from the database", error)
