@@ -36,6 +36,7 @@ from tidings.feed import FeedHub
 from tidings.http import GraphQLHTTP, GraphQLOverHTTP
 from tidings.limits import Admission, BodySizeLimit, ConnectionSlots, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
+from tidings.presence import create_presence
 from tidings.protocol import TransportWSHandler
 from tidings.startup import StartupError, broadcast_error, database_error, open_database
 from tidings.store import SqlStore, create_engine
@@ -208,6 +209,12 @@ def build_services(settings: Settings) -> Services:
             what="subscribes",
         ),
         timers=Timers(store, hub, interval=settings.timer_interval, batch_size=settings.timer_batch_size),
+        presence=create_presence(
+            settings.broadcast_url,
+            prefix=settings.channel_prefix,
+            interval=settings.presence_interval,
+            seen_ttl=settings.retention_days * 86400,
+        ),
     )
 
 
@@ -269,6 +276,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.metrics.watch_gc()
         if app.graphql_router is not None:
             app.graphql_router.keepalive.start()
+        await services.presence.start()
         background = [
             asyncio.create_task(_purge_expired(services), name="tidings-retention"),
             asyncio.create_task(services.hub.run(settings.sync_interval), name="tidings-feed-sync"),
@@ -285,6 +293,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.graphql_router is not None:
                 await app.graphql_router.keepalive.close()
             services.metrics.unwatch_gc()
+            await services.presence.close()
             await services.broadcast.disconnect()
             await services.store.close()
 

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     timer_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     broker_reconnect_delay: Annotated[float, Field(gt=0)] = 0.1
     broker_reconnect_delay_max: Annotated[float, Field(gt=0)] = 5.0
+    # Seconds between refreshes of this process's devices in Redis (presence); they stop counting three intervals
+    # after the last one, so a killed process's devices are gone within that.
+    presence_interval: Annotated[float, Field(gt=0)] = 10.0
     shutdown_grace: Annotated[int, Field(ge=0)] = 10
 
     @field_validator("database_url")

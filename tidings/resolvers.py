@@ -19,6 +19,7 @@ from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, not_found
 from tidings.inputs import MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_PAGE, MAX_TIMER_AHEAD, MAX_TITLE
+from tidings.presence import PresenceUnavailable
 from tidings.schema import (
     ArchiveAllResult,
     CategoryCount,
@@ -29,6 +30,7 @@ from tidings.schema import (
     NotificationConnection,
     NotificationEvent,
     NotificationFilter,
+    Presence,
 )
 from tidings.store import (
     MAX_CATEGORY,
@@ -294,6 +296,30 @@ class Query:
             return None
         record = await _db(info.context, lambda: store.get_notification(notification_id, owner=owner))
         return Notification.from_record(record) if record else None
+
+    # -- presence (tidings.presence) --
+
+    @strawberry.field(
+        description=(
+            "Whether the user is connected now, on how many devices, and when they last were (service tokens only: "
+            "a user's presence is for the services that notify them)."
+        )
+    )
+    async def presence(self, info: Info[Context, None], user_id: strawberry.ID) -> Presence:
+        caller = info.context.caller
+        caller.require_service()
+        user = caller.target_user(user_id)
+        try:
+            record = await info.context.services.presence.lookup(user)
+        except PresenceUnavailable as error:
+            logger.debug("presence unavailable: %s", error)
+            raise UserError("Presence is unavailable; try again shortly", ErrorCode.SERVICE_UNAVAILABLE) from None
+        return Presence(
+            user_id=strawberry.ID(user),
+            devices=record.devices,
+            online=record.devices > 0,
+            last_seen_at=record.last_seen_at,
+        )
 
 
 async def create_notification(info: Info[Context, None] | Any, input: CreateNotificationInput) -> NotificationRecord:
