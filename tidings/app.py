@@ -175,15 +175,16 @@ def build_services(settings: Settings) -> Services:
         timeout=settings.database_timeout,
         statement_timeout=settings.statement_timeout,
     )
+    metrics = Metrics()
+    metrics.watch_connections(store.connections)
     broadcast = Broadcast(
         settings.broadcast_url,
         queue_size=settings.subscriber_queue_size,
         channel_prefix=settings.channel_prefix,
         reconnect_delay=settings.broker_reconnect_delay,
         reconnect_delay_max=settings.broker_reconnect_delay_max,
+        on_reconnect=metrics.broker_reconnects.inc,
     )
-    metrics = Metrics()
-    metrics.watch_connections(store.connections)
     hub = FeedHub(
         store,
         broadcast,

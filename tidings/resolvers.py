@@ -19,6 +19,7 @@ from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, not_found
 from tidings.inputs import MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_PAGE, MAX_TIMER_AHEAD, MAX_TITLE
+from tidings.metrics import Metrics
 from tidings.presence import PresenceUnavailable
 from tidings.schema import (
     ArchiveAllResult,
@@ -488,7 +489,9 @@ class Subscription:
     async def notification_events(
         self, info: Info[Context, None], after: str | None = None, user_id: strawberry.ID | None = None
     ) -> AsyncGenerator[NotificationEvent, None]:
-        return _as_graphql(event_stream(info.context, after=after, user_id=user_id), info.context.services.store.epoch)
+        services = info.context.services
+        events = event_stream(info.context, after=after, user_id=user_id)
+        return _as_graphql(events, services.store.epoch, services.metrics)
 
 
 def event_stream(context: Context, *, after: str | None, user_id: str | None) -> AsyncIterator[FeedEvent]:
@@ -501,7 +504,10 @@ def event_stream(context: Context, *, after: str | None, user_id: str | None) ->
     return context.services.hub.follower(user).follow(start)
 
 
-async def _as_graphql(events: AsyncIterator[FeedEvent], epoch: str) -> AsyncGenerator[NotificationEvent, None]:
+async def _as_graphql(
+    events: AsyncIterator[FeedEvent], epoch: str, metrics: Metrics
+) -> AsyncGenerator[NotificationEvent, None]:
     async with aclosing(events):  # type: ignore[type-var]
         async for event in events:
+            metrics.deliveries += 1
             yield NotificationEvent.from_event(event, epoch)

@@ -327,9 +327,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """The fast path's operation task: what `run_operation` does, with the projection instead of execution."""
         try:
             prefix = projection.next_prefix(operation.id)
+            metrics = self.context.services.metrics
             async with aclosing(events):  # type: ignore[type-var]
                 async for event in events:
                     await self.outbound.send_encoded(prefix + projection.payload(event) + "}")
+                    metrics.deliveries += 1
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except Exception as error:
             await self.handle_task_exception(error)
