@@ -24,7 +24,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from tidings import web
+from tidings import logs, web
 from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
 from tidings.composition import TidingsSchema, build_schema
@@ -143,6 +143,9 @@ class TidingsApp(FastAPI):
     startup_error: StartupError | None = None  # set by the lifespan when start-up failed in a way we can explain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "lifespan":
+            logs.enter("request_id" if kind == "http" else "connection_id")  # what it logs carries the id
         router = self.graphql_router
         if router is not None and scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
             await router.run_websocket(WebSocket(scope, receive, send))
