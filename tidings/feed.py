@@ -8,7 +8,9 @@ a catch-up marker from the broadcast (overflow, broker reconnect, periodic sync)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
 from typing import TypeVar
@@ -28,9 +30,7 @@ UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while
 T = TypeVar("T")
 
 
-# One wake-up reaches every local follower of its user (each device, each tab) as the same bytes: decode it once.
-# Records are immutable, so followers can share the result; bounded, since payloads can be up to ~30 KiB.
-_decode_event = lru_cache(maxsize=256)(FeedEvent.from_json)
+DECODED_WAKEUPS = 256  # decoded wake-ups kept per process (payloads can be up to ~30 KiB)
 
 
 class _RejectionLog:
@@ -88,6 +88,16 @@ class FeedHub:
         self._per_user = replay_concurrency_per_user
         self._user_slots: dict[str, _UserSlots] = {}
         self._followers: dict[str, set[FeedFollower]] = {}
+        # One wake-up reaches every local follower of its user (each device, each tab) as the same bytes: decode it
+        # once. Records are immutable, so followers share the result.
+        self.decode = lru_cache(maxsize=DECODED_WAKEUPS)(self._decode)
+
+    def _decode(self, message: bytes) -> FeedEvent:
+        """A wake-up's event, decoded by the first local follower, which queues it to its socket next: its latency."""
+        event = FeedEvent.from_json(message)
+        if event.committed_at is not None:
+            self.metrics.delivery_latency.observe(max(0.0, time.time() - event.committed_at))
+        return event
 
     def replay_slot(self, user_id: str) -> _ReplaySlot:
         """Held for each database read of a follower: one of the user's slots, then one of the process's."""
@@ -103,7 +113,9 @@ class FeedHub:
         """
         healthy = self.broadcast.healthy
         try:
-            publishing = self.broadcast.publish(user_channel(event.user_id), event.to_json())
+            # Stamped with the time of commit (just passed) for the delivery latency in each process that delivers it.
+            stamped = dataclasses.replace(event, committed_at=time.time())
+            publishing = self.broadcast.publish(user_channel(event.user_id), stamped.to_json())
             if healthy:
                 await publishing
             else:
@@ -279,7 +291,7 @@ class FeedFollower:
         not decode, or that names another user, never reaches the client and ends nothing.
         """
         try:
-            event = _decode_event(message)
+            event = self._hub.decode(message)
         except Exception:
             event = None
         if (
@@ -337,6 +349,7 @@ class FeedFollower:
             if batch[0].seq != self._last + 1:
                 yield self._resync_at(await self._position())
                 return
+            self._hub.metrics.replayed_events.inc(len(batch))
             for event in batch:
                 self._last = event.seq
                 yield event
@@ -355,6 +368,7 @@ class FeedFollower:
 
     def _resync_at(self, position: FeedPosition) -> FeedEvent:
         self._last = position.seq
+        self._hub.metrics.resyncs.inc()
         return FeedEvent(
             user_id=self.user_id,
             seq=position.seq,

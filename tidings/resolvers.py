@@ -19,6 +19,8 @@ from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, not_found
 from tidings.inputs import MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_PAGE, MAX_TIMER_AHEAD, MAX_TITLE
+from tidings.metrics import Metrics
+from tidings.presence import PresenceUnavailable
 from tidings.schema import (
     ArchiveAllResult,
     CategoryCount,
@@ -29,6 +31,7 @@ from tidings.schema import (
     NotificationConnection,
     NotificationEvent,
     NotificationFilter,
+    Presence,
 )
 from tidings.store import (
     MAX_CATEGORY,
@@ -295,6 +298,30 @@ class Query:
         record = await _db(info.context, lambda: store.get_notification(notification_id, owner=owner))
         return Notification.from_record(record) if record else None
 
+    # -- presence (tidings.presence) --
+
+    @strawberry.field(
+        description=(
+            "Whether the user is connected now, on how many devices, and when they last were (service tokens only: "
+            "a user's presence is for the services that notify them)."
+        )
+    )
+    async def presence(self, info: Info[Context, None], user_id: strawberry.ID) -> Presence:
+        caller = info.context.caller
+        caller.require_service()
+        user = caller.target_user(user_id)
+        try:
+            record = await info.context.services.presence.lookup(user)
+        except PresenceUnavailable as error:
+            logger.debug("presence unavailable: %s", error)
+            raise UserError("Presence is unavailable; try again shortly", ErrorCode.SERVICE_UNAVAILABLE) from None
+        return Presence(
+            user_id=strawberry.ID(user),
+            devices=record.devices,
+            online=record.devices > 0,
+            last_seen_at=record.last_seen_at,
+        )
+
 
 async def create_notification(info: Info[Context, None] | Any, input: CreateNotificationInput) -> NotificationRecord:
     """createNotification, for the schema and for its fast path (tidings.creates), which passes only the context."""
@@ -462,7 +489,9 @@ class Subscription:
     async def notification_events(
         self, info: Info[Context, None], after: str | None = None, user_id: strawberry.ID | None = None
     ) -> AsyncGenerator[NotificationEvent, None]:
-        return _as_graphql(event_stream(info.context, after=after, user_id=user_id), info.context.services.store.epoch)
+        services = info.context.services
+        events = event_stream(info.context, after=after, user_id=user_id)
+        return _as_graphql(events, services.store.epoch, services.metrics)
 
 
 def event_stream(context: Context, *, after: str | None, user_id: str | None) -> AsyncIterator[FeedEvent]:
@@ -475,7 +504,10 @@ def event_stream(context: Context, *, after: str | None, user_id: str | None) ->
     return context.services.hub.follower(user).follow(start)
 
 
-async def _as_graphql(events: AsyncIterator[FeedEvent], epoch: str) -> AsyncGenerator[NotificationEvent, None]:
+async def _as_graphql(
+    events: AsyncIterator[FeedEvent], epoch: str, metrics: Metrics
+) -> AsyncGenerator[NotificationEvent, None]:
     async with aclosing(events):  # type: ignore[type-var]
         async for event in events:
+            metrics.deliveries += 1
             yield NotificationEvent.from_event(event, epoch)

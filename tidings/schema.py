@@ -265,3 +265,29 @@ class ArchiveAllResult:
     cursor: str = strawberry.field(
         description="Feed position after the ALL_ARCHIVED event (or the current position when nothing changed)."
     )
+
+
+# -- presence (tidings.presence) ---------------------------------------------------------------------------------
+
+
+@strawberry.type(
+    description=(
+        "Whether a user is connected right now and on how many devices, over every server process: a service can "
+        "skip an email while the user is online."
+    )
+)
+class Presence:
+    user_id: strawberry.ID = strawberry.field(description="The user asked about.")
+    devices: int = strawberry.field(
+        description=(
+            "WebSocket connections of the user's own tokens open now (each tab or app is one). A server process that "
+            "died stops counting within three TIDINGS_PRESENCE_INTERVALs."
+        )
+    )
+    online: bool = strawberry.field(description="Whether at least one device is connected (devices > 0).")
+    last_seen_at: datetime | None = strawberry.field(
+        description=(
+            "When a device of the user was last connected: now while one is, else when the last one left; null when "
+            "not known (never connected, or longer ago than TIDINGS_RETENTION_DAYS)."
+        )
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -122,6 +122,7 @@ class Broadcast:
         channel_prefix: str = "tidings",
         reconnect_delay: float = 0.1,
         reconnect_delay_max: float = 5.0,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
@@ -134,6 +135,7 @@ class Broadcast:
         self._channels: dict[str, _Channel] = {}
         self._reader: asyncio.Task[None] | None = None
         self._settling: set[asyncio.Task[None]] = set()  # backend calls whose caller was cancelled, until done
+        self._on_reconnect = on_reconnect  # called each time the backend is back after a loss
 
     @property
     def healthy(self) -> bool:
@@ -291,6 +293,8 @@ class Broadcast:
         while True:
             message = await self._backend.next_message()
             if message is None:
+                if self._on_reconnect is not None:
+                    self._on_reconnect()
                 self._request_catch_up_everywhere()
                 continue
             target = self._channels.get(message.channel[prefix_length:])

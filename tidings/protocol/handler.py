@@ -102,6 +102,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._tasks: set[asyncio.Task[None]] = set()  # every operation task, until it has finished
         self._user: SlotKey | None = None  # holder of a connection slot
         self._stopped = False
+        self._device: tuple[str, str] | None = None  # (user, handle): counted as one of the user's devices
 
     def on_request_accepted(self) -> None:
         """The connection_init deadline (4408) as a timer: Strawberry's sleeping task would be one more per socket."""
@@ -132,6 +133,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self._user is not None:
             self._slots.release(self._user)
             self._user = None
+        if self._device is not None:
+            self.context.services.presence.disconnected(*self._device)
+            self._device = None
 
     def close(self, code: CloseCode, reason: str) -> None:
         """Stop every operation now and close the socket after the frame being written."""
@@ -220,6 +224,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self.close(CloseCode.FORBIDDEN, "Too many connections")
             return
         self._user = slot
+        if not identity.is_service:  # a device of the user's, for presence(userId); a backend's socket is none
+            self._device = (identity.subject, self.context.services.presence.connected(identity.subject))
         if identity.expires_at is not None:
             # 4403 at expiry, so clients reconnect with fresh connectionParams rather than stay subscribed on a
             # token that would no longer be accepted; the same leeway as when it was verified.
@@ -321,9 +327,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """The fast path's operation task: what `run_operation` does, with the projection instead of execution."""
         try:
             prefix = projection.next_prefix(operation.id)
+            metrics = self.context.services.metrics
             async with aclosing(events):  # type: ignore[type-var]
                 async for event in events:
                     await self.outbound.send_encoded(prefix + projection.payload(event) + "}")
+                    metrics.deliveries += 1
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except Exception as error:
             await self.handle_task_exception(error)

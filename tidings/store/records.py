@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -130,6 +130,9 @@ class FeedEvent:
     up_to_seq: int | None = None  # ALL_*: notifications created at or before this position were changed
     count: int | None = None  # ALL_*: how many were changed
     category_counts: tuple[CategoryCounts, ...] = ()  # of each category it changed, right after it, by name
+    # Wall-clock time its mutation published it after commit: carried by live wake-ups only, for the delivery latency
+    # (tidings_delivery_latency_seconds). Not part of what the event is: replayed and live compare equal.
+    committed_at: float | None = field(default=None, compare=False)
 
     @property
     def category(self) -> str | None:
@@ -148,6 +151,7 @@ class FeedEvent:
                 "up_to_seq": self.up_to_seq,
                 "count": self.count,
                 "category_counts": category_counts_to_json(self.category_counts),
+                "committed_at": self.committed_at,
             }
         )
 
@@ -165,6 +169,7 @@ class FeedEvent:
             up_to_seq=raw["up_to_seq"],
             count=raw["count"],
             category_counts=category_counts_from_json(raw.get("category_counts")),
+            committed_at=raw.get("committed_at"),
         )
 
 
