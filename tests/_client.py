@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import socket
+from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from graphql import get_introspection_query
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests._server import TEST_SECRET
+from tests._server import TEST_SECRET, ServerProcess
 from tidings.auth import TokenVerifier
 from tidings.config import Settings
 
@@ -96,6 +97,19 @@ async def create(url: str, user: str, title: str = "hello", **fields: Any) -> di
     assert "errors" not in body, body
     notification: dict[str, Any] = body["data"]["createNotification"]
     return notification
+
+
+async def close_counts(server: ServerProcess) -> dict[str, float]:
+    """The server's `tidings_websocket_closes_total` by close code (0 for a code it never closed with)."""
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        metrics = (await client.get(f"{server.url}/metrics")).text
+    prefix = 'tidings_websocket_closes_total{code="'
+    counts: dict[str, float] = defaultdict(float)
+    for line in metrics.splitlines():
+        if line.startswith(prefix):
+            labels, value = line.split()
+            counts[labels.removeprefix(prefix).removesuffix('"}')] = float(value)
+    return counts
 
 
 class WSClient:

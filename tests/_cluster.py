@@ -267,6 +267,15 @@ class ClusterAdmin:
                 counts[port] = count
         return counts
 
+    async def shard_channels(self, prefix: str) -> dict[str, int]:
+        """How many channels named `prefix:...` each node holds a shard subscription to (PUBSUB SHARDCHANNELS), by
+        port, leaving out zeros."""
+        counts = {}
+        for port in [*self.cluster.ports, *self.cluster.replicas]:
+            if held := len(await self.node(port).pubsub_shardchannels(f"{prefix}:*")):
+                counts[str(port)] = held
+        return counts
+
     async def plain_subscribers(self, channel: str) -> dict[int, int]:
         """PUBSUB NUMSUB (classic Pub/Sub, which reaches every node) on every node, by port, leaving out zeros."""
         counts = {}

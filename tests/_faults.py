@@ -21,10 +21,11 @@ from typing import Any, cast
 import pytest
 import redis
 
-from tests._client import EVENTS, WSClient, token
-from tests._server import free_port
+from tests._client import EVENTS, WSClient, create, gql, token
+from tests._server import ServerProcess, free_port
 from tests._services import in_ci
-from tidings.store import SqlStore, create_engine
+from tidings.cursors import FeedCursor
+from tidings.store import FeedEvent
 
 
 class RedisProcess:
@@ -197,6 +198,20 @@ class Device:
     client: WSClient | None = None
     operation: str | None = None
 
+    @classmethod
+    async def after_list(cls, server: ServerProcess, user: str) -> Device:
+        """A device that has read the list and subscribes after its feedCursor (the Apollo/urql pattern)."""
+        body = await gql(
+            server.graphql_url,
+            "{ notifications(first: 1) { feedCursor edges { node { sequence } } } }",
+            bearer=token(user),
+        )
+        connection = body["data"]["notifications"]
+        start = connection["edges"][0]["node"]["sequence"] if connection["edges"] else 0
+        device = cls(user=user, start_sequence=start, cursor=connection["feedCursor"])
+        await device.connect(server.ws_url)
+        return device
+
     async def connect(self, ws_url: str) -> None:
         self.client = await WSClient.connected(ws_url, token(self.user))
         self.operation = await self.client.subscribe(EVENTS, {"after": self.cursor})
@@ -222,46 +237,127 @@ class Device:
             self.client = None
 
 
+@dataclass(frozen=True)
+class Expected:
+    """One event as a device must be shown it: what the test's own write made at that position."""
+
+    sequence: int
+    kind: str
+    user_id: str | None  # the notification's owner; None for an event without one (ALL_READ)
+    notification_id: str | None
+    title: str | None
+    unread_count: int
+
+    @classmethod
+    def shown(cls, event: dict[str, Any]) -> Expected:
+        """What a `notificationEvents` payload says, in the same terms."""
+        notification = event.get("notification")
+        return cls(
+            sequence=event["sequence"],
+            kind=event["kind"],
+            user_id=notification["userId"] if notification else None,
+            notification_id=notification["id"] if notification else None,
+            title=notification["title"] if notification else None,
+            unread_count=event["unreadCount"],
+        )
+
+
+class Ledger:
+    """What a test itself did to each user's feed, taken from the answers to its own writes.
+
+    The audit compares devices with this, not with the database that the server under test wrote. Positions come
+    from those answers (a create's `sequence`, a mark-all's `cursor`), the unread count after each event from
+    replaying the writes in feed order. A feed must be accounted for from position 1 on: a position the test cannot
+    name is a position the server skipped (or one the test forgot to record).
+    """
+
+    def __init__(self) -> None:
+        # user -> position -> (kind, notification id, title)
+        self._writes: dict[str, dict[int, tuple[str, str | None, str | None]]] = {}
+
+    def created(self, notification: dict[str, Any]) -> dict[str, Any]:
+        """Record a createNotification answer; returns it."""
+        write = ("CREATED", notification["id"], notification["title"])
+        self._record(notification["userId"], notification["sequence"], write)
+        return notification
+
+    async def create(self, url: str, user: str, title: str = "hello", **fields: Any) -> dict[str, Any]:
+        """createNotification through a server, recorded."""
+        return self.created(await create(url, user, title, **fields))
+
+    def event(self, event: FeedEvent) -> FeedEvent:
+        """Record an event the test wrote to the store itself (a writer whose wake-up is lost)."""
+        record = event.notification
+        write = (event.kind.value, record.id if record else None, record.title if record else None)
+        self._record(event.user_id, event.seq, write)
+        return event
+
+    def all_read(self, user: str, cursor: str) -> None:
+        """Record a markAllNotificationsRead without `upTo` by the cursor it answered (its ALL_READ's position)."""
+        self._record(user, FeedCursor.decode(cursor).seq, ("ALL_READ", None, None))
+
+    def _record(self, user: str, sequence: int, write: tuple[str, str | None, str | None]) -> None:
+        known = self._writes.setdefault(user, {}).setdefault(sequence, write)
+        assert known == write, f"{user}: two writes were answered with position {sequence}: {known}, {write}"
+
+    def expected(self, user: str, after: int = 0) -> list[Expected]:
+        """Every event of the user's feed after position `after`, as the test made them, in feed order."""
+        writes = self._writes.get(user, {})
+        positions = sorted(writes)
+        assert positions == list(range(1, len(positions) + 1)), f"{user}: positions are not 1..n: {positions}"
+        unread: set[str] = set()
+        events = []
+        for sequence in positions:
+            kind, notification_id, title = writes[sequence]
+            if kind == "CREATED" and notification_id is not None:
+                unread.add(notification_id)
+            elif kind == "ALL_READ":
+                unread.clear()
+            else:
+                raise AssertionError(f"the ledger does not follow {kind} events")
+            owner = user if notification_id is not None else None
+            events.append(Expected(sequence, kind, owner, notification_id, title, len(unread)))
+        return [event for event in events if event.sequence > after]
+
+
 @dataclass
 class Audit:
     lost: int
     duplicates: int
     out_of_order: int
     unexpected: int
+    wrong: list[tuple[Expected, Expected]]  # (made, shown) of events whose position holds something else
 
     def __str__(self) -> str:
         return (
             f"lost = {self.lost}, shown-duplicates = {self.duplicates}, "
-            f"out-of-order = {self.out_of_order}, unexpected = {self.unexpected}"
+            f"out-of-order = {self.out_of_order}, unexpected = {self.unexpected}, wrong = {len(self.wrong)}"
+            + "".join(f"\n  made {made}\n  shown {shown}" for made, shown in self.wrong[:3])
         )
 
+    @property
+    def clean(self) -> bool:
+        return (self.lost, self.duplicates, self.out_of_order, self.unexpected, self.wrong) == (0, 0, 0, 0, [])
 
-def audit(device: Device, committed: Iterable[int]) -> Audit:
-    """Compare what a device was sent with the events the database committed after its starting cursor."""
-    expected = [seq for seq in committed if seq > device.start_sequence]
-    sequences = [event["sequence"] for event in device.received]
-    unique = list(dict.fromkeys(sequences))  # deduplicated by cursor, first delivery kept
+
+def audit(device: Device, expected: Iterable[Expected]) -> Audit:
+    """Compare what a device was sent with what the test made after the device's starting cursor."""
+    made = {event.sequence: event for event in expected if event.sequence > device.start_sequence}
+    shown = [Expected.shown(event) for event in device.received]
+    sequences = [event.sequence for event in shown]
+    unique = list(dict.fromkeys(sequences))  # deduplicated by position, first delivery kept
     return Audit(
-        lost=len(set(expected) - set(unique)),
+        lost=len(set(made) - set(unique)),
         duplicates=len(sequences) - len(unique),
         out_of_order=sum(1 for a, b in itertools.pairwise(unique) if b <= a),
-        unexpected=len(set(unique) - set(expected)),
+        unexpected=len(set(unique) - set(made)),
+        wrong=[(made[event.sequence], event) for event in shown if made.get(event.sequence, event) != event],
     )
 
 
-async def assert_nothing_lost(database_url: str, devices: Iterable[Device]) -> None:
-    """Every device holds exactly the events the database committed after its starting cursor."""
-    store = SqlStore(create_engine(database_url, pool_size=1))
-    committed: dict[str, list[int]] = {}
-    try:
-        await store.start()
-        for device in devices:
-            if device.user not in committed:
-                events = await store.events_after(device.user, 0, limit=100_000)
-                committed[device.user] = [event.seq for event in events]
-            result = audit(device, committed[device.user])
-            assert (result.lost, result.duplicates, result.out_of_order, result.unexpected) == (0, 0, 0, 0), (
-                f"{device.user}: {result}"
-            )
-    finally:
-        await store.close()
+def assert_nothing_lost(ledger: Ledger, devices: Iterable[Device]) -> None:
+    """Every device was shown exactly the events the test made after its starting cursor: each once, in feed
+    order, with the kind, notification, title and unread count the test's own writes gave it."""
+    for device in devices:
+        result = audit(device, ledger.expected(device.user))
+        assert result.clean, f"{device.user}: {result}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -38,6 +39,8 @@ WAIT = 5.0
 RECOVERY_WAIT = 15.0
 
 MakeBroadcast = Callable[..., Awaitable[Broadcast]]
+# The channels of a test's prefix that the broker holds a subscription to, by place (Redis node), zeros left out.
+BrokerChannels = Callable[[], Awaitable[dict[str, int]]]
 
 
 async def next_item(subscription: Subscription) -> bytes | None:
@@ -59,6 +62,16 @@ async def wait_for_redis_subscribers(client: Redis, channel: str, expected: int)
             if count == expected:
                 return
             await asyncio.sleep(0.01)
+
+
+async def wait_for_broker_channels(broker_channels: BrokerChannels, expected: dict[str, int]) -> None:
+    """Poll the broker: it may serve the poll before the other connection's (UN)SUBSCRIBE."""
+    try:
+        async with asyncio.timeout(WAIT):
+            while (seen := await broker_channels()) != expected:
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"the broker holds {seen}, expected {expected}") from None
 
 
 class BroadcastContract:
@@ -171,6 +184,45 @@ class BroadcastContract:
         operations = [operation for operation, _ in backend_calls]
         assert operations == ["subscribe", "unsubscribe"] * (len(operations) // 2)
 
+    async def test_churn_with_repeated_cancellations_leaves_the_broker_as_it_was(
+        self, broadcast: Broadcast, broker_channels: BrokerChannels
+    ) -> None:
+        # A closing WebSocket cancels its operations more than once (the close, then the handler's shutdown), and a
+        # second cancellation can land while the first one's unsubscribe is still on its way to the broker.
+        before = await broker_channels()
+        names = [f"churn-{number}" for number in range(12)]
+        rng = random.Random(10)
+
+        async def member(name: str) -> None:
+            async with broadcast.subscribe(name):
+                await asyncio.get_running_loop().create_future()  # inside until cancelled
+
+        async def cancel_twice(task: asyncio.Task[None], first: int, second: int) -> None:
+            for _ in range(first):
+                await asyncio.sleep(0)
+            task.cancel()
+            for _ in range(second):
+                await asyncio.sleep(0)
+            task.cancel()
+
+        for _ in range(10):
+            members = [asyncio.create_task(member(rng.choice(names))) for _ in range(40)]
+            cancellers = [cancel_twice(task, rng.randrange(60), rng.randrange(6)) for task in members]
+            await asyncio.gather(*cancellers)
+            await asyncio.wait(members)
+        await wait_until(lambda: broadcast.local_channels() == frozenset())
+        await wait_for_broker_channels(broker_channels, before)
+
+        # A user who comes back gets live messages, and the broker counts them (so the check above can fail).
+        async with contextlib.AsyncExitStack() as stack:
+            subscriptions = [await stack.enter_async_context(broadcast.subscribe(name)) for name in names]
+            during = await broker_channels()
+            assert sum(during.values()) == sum(before.values()) + len(names)
+            for name, subscription in zip(names, subscriptions, strict=True):
+                await broadcast.publish(name, name.encode())
+                assert await next_item(subscription) == name.encode()
+        await wait_for_broker_channels(broker_channels, before)
+
     async def test_overflowing_queue_is_replaced_by_one_catch_up_marker(self, make_broadcast: MakeBroadcast) -> None:
         broadcast = await make_broadcast(queue_size=3)
         # One hash tag, so one hash slot: Redis Cluster keeps the order of messages only within a shard.
@@ -254,6 +306,17 @@ class TestMemoryBroadcast(BroadcastContract):
     def url(self) -> str:
         return "memory://"
 
+    @pytest.fixture
+    def broker_channels(self, broadcast: Broadcast, prefix: str) -> BrokerChannels:
+        backend = broadcast._backend
+        assert isinstance(backend, MemoryBackend)
+
+        async def count() -> dict[str, int]:
+            held = sum(channel.startswith(f"{prefix}:") for channel in backend._channels)
+            return {"memory": held} if held else {}
+
+        return count
+
 
 class TestRedisBroadcast(BroadcastContract):
     @pytest.fixture
@@ -265,6 +328,14 @@ class TestRedisBroadcast(BroadcastContract):
         client = Redis.from_url(url)
         yield client
         await client.aclose()
+
+    @pytest.fixture
+    def broker_channels(self, redis_client: Redis, prefix: str) -> BrokerChannels:
+        async def count() -> dict[str, int]:
+            held = len(await redis_client.pubsub_channels(f"{prefix}:*"))
+            return {"redis": held} if held else {}
+
+        return count
 
     async def test_local_subscribers_of_a_channel_are_one_redis_subscriber(
         self, broadcast: Broadcast, redis_client: Redis, prefix: str
@@ -369,6 +440,10 @@ class TestRedisClusterBroadcast(BroadcastContract):
     @pytest.fixture
     def url(self, redis_cluster: LocalCluster) -> str:
         return redis_cluster.url
+
+    @pytest.fixture
+    def broker_channels(self, cluster_admin: ClusterAdmin, prefix: str) -> BrokerChannels:
+        return lambda: cluster_admin.shard_channels(prefix)
 
     @pytest.fixture
     async def cluster(self, redis_cluster: LocalCluster) -> AsyncIterator[LocalCluster]:
@@ -635,3 +710,40 @@ def test_unknown_scheme_is_rejected_without_echoing_the_url() -> None:
 def test_memory_backend_does_not_import_redis() -> None:
     script = "import sys, tidings.broadcast as b; b.Broadcast('memory://'); assert 'redis' not in sys.modules"
     subprocess.run([sys.executable, "-c", script], check=True, timeout=WAIT * 6, cwd=Path(__file__).parents[1])
+
+
+async def test_a_reader_that_fails_unexpectedly_restarts_and_subscribers_catch_up(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a connection loss (the backend handles those): a bug in a delivery. The reader comes back with backoff,
+    every subscriber is told to re-read the database, and /readyz (healthy) says so meanwhile."""
+    broadcast = Broadcast("memory://", reconnect_delay=0.2, reconnect_delay_max=0.4)
+    await broadcast.connect()
+    try:
+        async with broadcast.subscribe("flaky") as subscription:
+            original = Subscription._deliver
+            failures: list[bytes] = []
+
+            def deliver_failing_once(self: Subscription, data: bytes) -> None:
+                if not failures:
+                    failures.append(data)
+                    raise RuntimeError("a bug in a delivery")
+                original(self, data)
+
+            monkeypatch.setattr(Subscription, "_deliver", deliver_failing_once)
+            await broadcast.publish("flaky", b"lost to the bug")
+            async with asyncio.timeout(WAIT):
+                while broadcast.healthy:
+                    await asyncio.sleep(0.01)
+            assert await asyncio.wait_for(subscription.get(), WAIT) is None  # re-read what may have been lost
+            async with asyncio.timeout(WAIT):
+                while not broadcast.healthy:
+                    await asyncio.sleep(0.01)
+            await broadcast.publish("flaky", b"after the restart")
+            async with asyncio.timeout(WAIT):
+                while (message := await subscription.get()) is None:
+                    pass
+            assert message == b"after the restart" and failures == [b"lost to the bug"]
+        assert "broadcast: the reader failed; restarting it in 0.2s" in caplog.text
+    finally:
+        await broadcast.disconnect()

@@ -85,6 +85,17 @@ def test_two_devices_see_the_notification_and_the_read_and_graphiql_streams_even
     assert_screenshots(screenshots)
 
 
+def test_two_devices_see_tabs_the_bell_cleared_by_opening_archive_and_unread(
+    browser_server: ServerProcess, user: str
+) -> None:
+    """Categories as tabs with live badges, seen vs read, archive, unarchive and unread again, on two devices."""
+    screenshots = fresh_artifacts("dashboard-tabs.png", "dashboard-tabs-phone.png")
+    args = ("--test-name-pattern=tabs by category",)
+    with NodeScript("browser.test.mjs", browser_env(browser_server, user), args=args) as script:
+        script.finish(tests=1)
+    assert_screenshots(screenshots)
+
+
 def test_graphiql_link_opens_its_operation_and_follows_the_editors(browser_server: ServerProcess, user: str) -> None:
     """?query=, ?variables= and ?operationName= in and out; the loading state paints before any script runs."""
     screenshots = fresh_artifacts("graphiql-loading.png", "graphiql-link.png")

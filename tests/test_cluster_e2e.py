@@ -51,9 +51,12 @@ def deployment(redis_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFac
 
 
 async def wait_for_shard_subscribers(admin: ClusterAdmin, channel: str, expected: dict[int, int]) -> None:
-    async with asyncio.timeout(WAIT):
-        while await admin.shard_subscribers(channel) != expected:
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(WAIT):
+            while (seen := await admin.shard_subscribers(channel)) != expected:
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{channel}: shard subscribers by node {seen}, expected {expected}") from None
 
 
 async def test_users_on_every_shard_receive_in_order_what_either_process_creates(
@@ -89,3 +92,93 @@ async def test_users_on_every_shard_receive_in_order_what_either_process_creates
             events = await device.events(operation, 3)
             assert [event["notification"]["id"] for event in events] == created[user]
             assert [event["unreadCount"] for event in events] == [1, 2, 3]
+
+
+async def test_subscriptions_closed_at_once_and_churning_leave_no_shard_subscription_behind(
+    deployment: Deployment, cluster_admin: ClusterAdmin
+) -> None:
+    a, b, prefix = deployment
+    # Four users whose channels live on every node (two on one of them), each followed on both processes.
+    owners: dict[str, int] = {}
+    while len(set(owners.values())) < len(cluster_admin.cluster.ports) or len(owners) < 4:
+        user = f"user-{uuid.uuid4().hex[:10]}"
+        owner = cluster_admin.owner(f"{prefix}:{user_channel(user)}")
+        if owner not in owners.values() or len(set(owners.values())) == len(cluster_admin.cluster.ports):
+            owners[user] = owner
+    cursors = {}
+    for user in owners:
+        body = await gql(a.graphql_url, "{ notifications { feedCursor } }", bearer=token(user))
+        cursors[user] = body["data"]["notifications"]["feedCursor"]
+
+    async def everyone_live() -> list[tuple[str, WSClient, str]]:
+        devices = []
+        for user in owners:
+            for server in (a, b):
+                device = await WSClient.connected(server.ws_url, token(user))
+                devices.append((user, device, await device.subscribe()))
+        for user, owner in owners.items():
+            await wait_for_shard_subscribers(cluster_admin, f"{prefix}:{user_channel(user)}", {owner: 2})
+        return devices
+
+    async def leave(device: WSClient, operation: str, how: str) -> None:
+        """End a subscription the way clients do: `complete` then close, a plain close, or a protocol error that makes
+        the server close the socket (4429)."""
+        try:
+            if how == "complete":
+                await device.complete(operation)
+            elif how == "rejected":
+                await device.send({"type": "connection_init"})
+        finally:
+            await device.close()
+
+    ways = ["complete", "close", "rejected"]
+    devices = await everyone_live()
+    try:
+        for user in owners:
+            await create(b.graphql_url, user, "while everyone is here")
+        for _, device, operation in devices:
+            await device.next_event(operation)
+    finally:
+        # Every subscription closed at about the same time.
+        await asyncio.gather(
+            *(leave(device, operation, ways[n % 3]) for n, (_, device, operation) in enumerate(devices))
+        )
+
+    for user in owners:  # three events to replay from the cursor: some subscriptions leave in the middle
+        for title in ("second", "third"):
+            await create(a.graphql_url, user, title)
+
+    async def churn(server: ServerProcess, user: str, how: str, replayed: int) -> None:
+        """Subscribe from a cursor and leave before, during or after the replay of the user's events."""
+        device = await WSClient.connected(server.ws_url, token(user))
+        try:
+            operation = await device.subscribe(variables={"after": cursors[user]})
+            for _ in range(replayed):
+                await device.next_event(operation)
+        finally:
+            await leave(device, operation, how)
+
+    for round_ in range(6):
+        await asyncio.gather(
+            *(
+                churn(server, user, ways[(round_ + number) % 3], (round_ + number) % 3)
+                for number, user in enumerate(owners)
+                for server in (a, b)
+            )
+        )
+    # Back to where they were on every node: nobody here follows these users any more.
+    for user in owners:
+        await wait_for_shard_subscribers(cluster_admin, f"{prefix}:{user_channel(user)}", {})
+
+    # A user who comes back gets live wake-ups on both processes.
+    devices = await everyone_live()
+    try:
+        for user in owners:
+            await create(a.graphql_url, user, "welcome back")
+        for _, device, operation in devices:
+            assert (await device.next_event(operation))["notification"]["title"] == "welcome back"
+    finally:
+        for _, device, _ in devices:
+            await device.close()
+    for user in owners:
+        await wait_for_shard_subscribers(cluster_admin, f"{prefix}:{user_channel(user)}", {})

@@ -25,7 +25,7 @@ SEEN_ALL = "mutation { markAllNotificationsSeen { count } }"
 def test_the_collapse_contract_names_are_present() -> None:
     sdl = (ROOT / "graphql" / "schema.graphql").read_text()
     for fragment in ("  collapseKey: String = null\n", "  collapseKey: String\n", "  collapsedCount: Int!\n",
-                     "  updatedAt: DateTime\n", "  ALL_ARCHIVED\n  UPDATED\n"):  # fmt: skip
+                     "  updatedAt: DateTime\n", "  EXPIRED\n  UPDATED\n"):  # fmt: skip
         assert fragment in sdl, fragment
 
 

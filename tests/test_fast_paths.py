@@ -14,6 +14,7 @@ import asyncio
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -477,3 +478,66 @@ async def test_inbox_requests_answer_alike_on_both_paths(
     assert answers[0] == answers[1]
     assert '"category":"comments"' in answers[0][0][2]
     assert '"archived":true' in answers[0][12][2]
+
+
+# -- snooze and expiry ------------------------------------------------------------------------------------------
+
+TIMER_NOTIFICATION_FIELDS = [*INBOX_NOTIFICATION_FIELDS, "snoozed", "snoozedUntil", "expiresAt"]
+TIMER_EVENTS_PER_RUN = 5  # what `_make_timer_events` causes
+
+
+async def _make_timer_events(url: str, user: str) -> None:
+    """SNOOZED, then UNSNOOZED and EXPIRED from the server's timer a few seconds later."""
+    origin = datetime.now(UTC)
+    expiring = await create(
+        url, user, "expiring", category="comments", expiresAt=(origin + timedelta(seconds=5)).isoformat()
+    )
+    assert expiring["id"]
+    snoozed = await create(url, user, "snoozed")
+    until = (origin + timedelta(seconds=3)).isoformat()
+    body = await gql(
+        url, "mutation($id: ID!, $until: DateTime!) { snoozeNotification(id: $id, until: $until) { id } }",
+        {"id": snoozed["id"], "until": until}, bearer=token(user),
+    )  # fmt: skip
+    assert "errors" not in body, body
+
+
+async def test_timer_fields_and_kinds_send_identical_frames_on_both_paths(
+    both_paths: tuple[ServerProcess, ServerProcess], user: str
+) -> None:
+    docs = [
+        ((OPERATIONS / "NotificationEvents.graphql").read_text(), "variable"),
+        *generated_documents(20261203, 12, INBOX_EVENT_FIELDS, TIMER_NOTIFICATION_FIELDS),
+    ]
+    text = " ".join(document for document, _ in docs)
+    assert all(name in text for name in ("snoozedUntil", "expiresAt", "snoozed "))
+    await _compare_frames(both_paths, user, docs, _make_timer_events, TIMER_EVENTS_PER_RUN)
+
+
+async def test_create_with_expires_at_answers_alike_on_both_paths(
+    both_paths: tuple[ServerProcess, ServerProcess], user: str
+) -> None:
+    """expiresAt on the createNotification plan and its refusals: the same bytes as the standard path."""
+    projected, standard = both_paths
+    document = (OPERATIONS / "CreateNotification.graphql").read_text()
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    good = {"userId": user, "title": "t", "message": "m"}
+    cases = [
+        {**good, "expiresAt": later},
+        {**good, "expiresAt": None},
+        {**good, "expiresAt": past},
+        {**good, "expiresAt": later.replace("+00:00", "")},  # no offset
+        {**good, "expiresAt": (datetime.now(UTC) + timedelta(days=400)).isoformat()},
+    ]
+    headers = {"content-type": "application/json", "authorization": f"Bearer {service_token()}"}
+    answers: list[list[tuple[int, str | None, Any]]] = [[], []]
+    for index, server in enumerate((projected, standard)):
+        for variables in cases:
+            for _ in range(2):  # the first validates and caches the document, the second is the fast path's
+                body = orjson.dumps({"query": document, "variables": {"input": variables}})
+                status, media_type, answer = await _post(server, body, headers)
+                answers[index].append((status, media_type, _without_what_is_new(answer)))
+    assert answers[0] == answers[1]
+    assert f'"expiresAt":"{later}"' in answers[0][0][2] and '"snoozed":false' in answers[0][0][2]
+    assert [answer[2].count("BAD_USER_INPUT") for answer in answers[0]] == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]

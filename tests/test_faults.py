@@ -17,8 +17,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests._client import CREATE, create, error_codes, gql, service_token, token
-from tests._faults import Device, RedisProcess, TcpProxy, assert_nothing_lost
+from tests._client import CREATE, error_codes, gql, service_token, token
+from tests._faults import Device, Ledger, RedisProcess, TcpProxy, assert_nothing_lost
 from tests._server import PostgresDatabase, ServerProcess, scaled_env
 from tests._services import POSTGRES_HOST, POSTGRES_PORT
 
@@ -27,18 +27,6 @@ FAST = {"TIDINGS_SYNC_INTERVAL": "0.5", "TIDINGS_DATABASE_TIMEOUT": "1", "TIDING
 
 def _asyncpg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://")
-
-
-async def _device(server: ServerProcess, user: str) -> Device:
-    """A device that has read the list and subscribes after its feedCursor (the Apollo/urql pattern)."""
-    body = await gql(
-        server.graphql_url, "{ notifications(first: 1) { feedCursor edges { node { sequence } } } }", bearer=token(user)
-    )
-    connection = body["data"]["notifications"]
-    start = connection["edges"][0]["node"]["sequence"] if connection["edges"] else 0
-    device = Device(user=user, start_sequence=start, cursor=connection["feedCursor"])
-    await device.connect(server.ws_url)
-    return device
 
 
 async def _ready(server: ServerProcess) -> int:
@@ -59,31 +47,32 @@ def database() -> Iterator[PostgresDatabase]:
 
 
 async def test_redis_dies_mid_stream_and_comes_back(tmp_path: Path, database: PostgresDatabase) -> None:
+    ledger = Ledger()
     broker = RedisProcess(tmp_path / "redis").start()
     env = scaled_env(database, broadcast_url=broker.url, TIDINGS_BROKER_RECONNECT_DELAY_MAX="0.5", **FAST)
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
-    devices = [await _device(a, user), await _device(b, user)]
+    devices = [await Device.after_list(a, user), await Device.after_list(b, user)]
     try:
-        made = [await create(a.graphql_url, user, f"before {i}") for i in range(3)]
+        made = [await ledger.create(a.graphql_url, user, f"before {i}") for i in range(3)]
         for device in devices:
             await device.receive_until(made[-1]["sequence"])
 
         broker.kill()
         await _wait_ready(a, 503)
         # Creating keeps working without the broker; the periodic database sync delivers to the open sockets.
-        during = [await create(server.graphql_url, user, f"during {i}") for i, server in enumerate((a, b, a, b))]
+        during = [await ledger.create(server.graphql_url, user, f"during {i}") for i, server in enumerate((a, b, a, b))]
         for device in devices:
             await device.receive_until(during[-1]["sequence"])
 
         broker.start()
         await _wait_ready(a, 200)
         await _wait_ready(b, 200)
-        after = [await create(b.graphql_url, user, f"after {i}") for i in range(3)]
+        after = [await ledger.create(b.graphql_url, user, f"after {i}") for i in range(3)]
         for device in devices:
             await device.receive_until(after[-1]["sequence"])
-        await assert_nothing_lost(_asyncpg_url(database.url), devices)
+        assert_nothing_lost(ledger, devices)
         for server in (a, b):
             log = server.log()
             assert log.count("lost connection to Redis") == 1, "each fault is logged once, not once per socket"
@@ -97,11 +86,12 @@ async def test_redis_dies_mid_stream_and_comes_back(tmp_path: Path, database: Po
 
 
 async def test_lost_last_wake_up_is_delivered_by_the_periodic_sync(tmp_path: Path, database: PostgresDatabase) -> None:
+    ledger = Ledger()
     server = ServerProcess(tmp_path, scaled_env(database, **FAST)).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
-    device = await _device(server, user)
+    device = await Device.after_list(server, user)
     try:
-        await create(server.graphql_url, user, "delivered live")
+        await ledger.create(server.graphql_url, user, "delivered live")
         await device.receive(1)
         # Another writer commits and its wake-up never reaches this process (Pub/Sub is at most once): no later
         # event reveals a gap, so only the periodic sync can find it.
@@ -116,8 +106,9 @@ async def test_lost_last_wake_up_is_delivered_by_the_periodic_sync(tmp_path: Pat
         finally:
             await store.close()
         assert lost is not None
+        ledger.event(lost)
         await device.receive_until(lost.seq)
-        await assert_nothing_lost(_asyncpg_url(database.url), [device])
+        assert_nothing_lost(ledger, [device])
     finally:
         await device.close()
         server.stop()
@@ -135,14 +126,15 @@ async def postgres_proxy() -> AsyncIterator[TcpProxy]:
 async def test_postgres_unreachable_then_back(
     tmp_path: Path, database: PostgresDatabase, postgres_proxy: TcpProxy
 ) -> None:
+    ledger = Ledger()
     proxied = database.url.replace(f":{POSTGRES_PORT}/", f":{postgres_proxy.port}/")
     env = {**scaled_env(database, **FAST), "TIDINGS_DATABASE_URL": proxied}
     # Started and stopped off the event loop: the proxy that carries its database traffic runs on this loop.
     server = await asyncio.to_thread(ServerProcess(tmp_path, env).start)
     user = f"user-{uuid.uuid4().hex[:8]}"
-    device = await _device(server, user)
+    device = await Device.after_list(server, user)
     try:
-        first = await create(server.graphql_url, user, "before")
+        first = await ledger.create(server.graphql_url, user, "before")
         await device.receive_until(first["sequence"])
 
         await postgres_proxy.cut()
@@ -160,13 +152,14 @@ async def test_postgres_unreachable_then_back(
             while True:  # the service keeps retrying with the same key until the database is back
                 answer = await gql(server.graphql_url, CREATE, retried, bearer=service_token())
                 if "errors" not in answer:
+                    ledger.created(answer["data"]["createNotification"])
                     break
                 assert error_codes(answer) == ["SERVICE_UNAVAILABLE"], answer
                 await asyncio.sleep(0.2)
         again = await gql(server.graphql_url, CREATE, retried, bearer=service_token())
         assert again["data"] == answer["data"], "the same key returns the same notification"
         await _wait_ready(server, 200)
-        last = await create(server.graphql_url, user, "after")
+        last = await ledger.create(server.graphql_url, user, "after")
         await device.receive_until(last["sequence"])  # the socket stayed open through the outage
 
         listing = await gql(
@@ -174,7 +167,7 @@ async def test_postgres_unreachable_then_back(
         )
         titles = [edge["node"]["title"] for edge in listing["data"]["notifications"]["edges"]]
         assert titles.count("retried") == 1, titles
-        await assert_nothing_lost(_asyncpg_url(database.url), [device])
+        assert_nothing_lost(ledger, [device])
         assert server.log().count("feed sync: database unreachable") <= 1
         assert "Traceback" not in server.log()
     finally:
@@ -193,6 +186,7 @@ async def _hold_feed_lock(database: PostgresDatabase, user: str) -> asyncpg.Conn
 async def test_graceful_restart_finishes_in_flight_and_closes_with_1012(
     tmp_path: Path, database: PostgresDatabase
 ) -> None:
+    ledger = Ledger()
     env = scaled_env(
         database,
         **FAST,
@@ -201,13 +195,13 @@ async def test_graceful_restart_finishes_in_flight_and_closes_with_1012(
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
-    device = await _device(a, user)
+    device = await Device.after_list(a, user)
     try:
-        first = await create(a.graphql_url, user, "first")
+        first = await ledger.create(a.graphql_url, user, "first")
         await device.receive_until(first["sequence"])
 
         lock = await _hold_feed_lock(database, user)
-        in_flight = asyncio.create_task(create(a.graphql_url, user, "in flight during shutdown"))
+        in_flight = asyncio.create_task(ledger.create(a.graphql_url, user, "in flight during shutdown"))
         await asyncio.sleep(0.5)  # the mutation is waiting for the feed lock inside process a
         assert a.process is not None
         a.process.send_signal(signal.SIGTERM)
@@ -222,12 +216,12 @@ async def test_graceful_restart_finishes_in_flight_and_closes_with_1012(
         assert a.process.wait(timeout=20) in (0, -signal.SIGTERM)
         assert "Finished server process" in a.log()
 
-        during = await create(b.graphql_url, user, "while reconnecting")
+        during = await ledger.create(b.graphql_url, user, "while reconnecting")
         await device.connect(b.ws_url)  # another process, with the last cursor
         await device.receive_until(during["sequence"])
         sequences = [event["sequence"] for event in device.received]
         assert finished["sequence"] in sequences
-        await assert_nothing_lost(_asyncpg_url(database.url), [device])
+        assert_nothing_lost(ledger, [device])
     finally:
         await device.close()
         a.stop()
@@ -235,6 +229,7 @@ async def test_graceful_restart_finishes_in_flight_and_closes_with_1012(
 
 
 async def test_crash_of_one_process_loses_nothing(tmp_path: Path, database: PostgresDatabase) -> None:
+    ledger = Ledger()
     env = scaled_env(
         database,
         **FAST,
@@ -242,23 +237,23 @@ async def test_crash_of_one_process_loses_nothing(tmp_path: Path, database: Post
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     users = [f"user-{uuid.uuid4().hex[:8]}" for _ in range(3)]
-    devices = [await _device(a, user) for user in users]
+    devices = [await Device.after_list(a, user) for user in users]
     try:
         for user in users:
-            await create(b.graphql_url, user, "before")
+            await ledger.create(b.graphql_url, user, "before")
         for device in devices:
             await device.receive(1)
         a.stop(signal.SIGKILL)
         for user in users:
             for i in range(3):
-                await create(b.graphql_url, user, f"while down {i}")
+                await ledger.create(b.graphql_url, user, f"while down {i}")
         for device in devices:
             assert device.client is not None
             with pytest.raises(ConnectionClosed):
                 await device.client.receive(timeout=10)
             await device.connect(b.ws_url)
             await device.receive(3)
-        await assert_nothing_lost(_asyncpg_url(database.url), devices)
+        assert_nothing_lost(ledger, devices)
     finally:
         for device in devices:
             await device.close()
@@ -269,6 +264,7 @@ async def test_crash_of_one_process_loses_nothing(tmp_path: Path, database: Post
 async def test_reconnect_storm_catches_everyone_up_with_bounded_replays(
     tmp_path: Path, database: PostgresDatabase
 ) -> None:
+    ledger = Ledger()
     concurrency = 4
     env = scaled_env(
         database,
@@ -282,7 +278,7 @@ async def test_reconnect_storm_catches_everyone_up_with_bounded_replays(
     devices: list[Device] = []
     try:
         for user in users:
-            await create(server.graphql_url, user, "first")
+            await ledger.create(server.graphql_url, user, "first")
         for user in users:
             start = (await gql(server.graphql_url, "{ notifications { feedCursor } }", bearer=token(user)))["data"]
             devices += [Device(user, 1, start["notifications"]["feedCursor"]) for _ in range(sockets_per_user)]
@@ -293,14 +289,14 @@ async def test_reconnect_storm_catches_everyone_up_with_bounded_replays(
             assert device.client is not None
             device.client.conn.transport.abort()
         for user in users:
-            await create(server.graphql_url, user, "missed")
+            await ledger.create(server.graphql_url, user, "missed")
         await _gather_bounded([device.connect(server.ws_url) for device in devices])
         await _gather_bounded([device.receive(1) for device in devices])
         for user in users:
-            await create(server.graphql_url, user, "live after the storm")
+            await ledger.create(server.graphql_url, user, "live after the storm")
         await _gather_bounded([device.receive(1) for device in devices])
 
-        await assert_nothing_lost(_asyncpg_url(database.url), devices)
+        assert_nothing_lost(ledger, devices)
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"{server.url}/metrics")).text
         peak = next(
@@ -329,6 +325,7 @@ async def _gather_bounded(coroutines: list, limit: int = 100) -> None:  # type: 
 async def test_concurrent_writers_on_two_processes_stay_commit_ordered(
     tmp_path: Path, database: PostgresDatabase
 ) -> None:
+    ledger = Ledger()
     env = scaled_env(
         database,
         **FAST,
@@ -336,8 +333,8 @@ async def test_concurrent_writers_on_two_processes_stay_commit_ordered(
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
-    await create(a.graphql_url, user, "first")
-    devices = [await _device(a, user), await _device(b, user)]
+    await ledger.create(a.graphql_url, user, "first")
+    devices = [await Device.after_list(a, user), await Device.after_list(b, user)]
     start_cursor = devices[0].cursor
     try:
         # A slow writer holds the user's feed open (pg_sleep) while both processes try to commit for that user.
@@ -345,7 +342,11 @@ async def test_concurrent_writers_on_two_processes_stay_commit_ordered(
         await conn.execute("BEGIN")
         await conn.execute("SELECT 1 FROM user_feeds WHERE user_id = $1 FOR UPDATE", user)
         writes = asyncio.gather(
-            *(create(server.graphql_url, user, f"{name}{i}") for i in range(5) for name, server in (("a", a), ("b", b)))
+            *(
+                ledger.create(server.graphql_url, user, f"{name}{i}")
+                for i in range(5)
+                for name, server in (("a", a), ("b", b))
+            )
         )
         await conn.execute("SELECT pg_sleep(1)")
         await conn.execute("COMMIT")
@@ -361,7 +362,7 @@ async def test_concurrent_writers_on_two_processes_stay_commit_ordered(
         await replay.connect(b.ws_url)
         await replay.receive(10)
         assert replay.received == devices[0].received, "replayed events are the live ones"
-        await assert_nothing_lost(_asyncpg_url(database.url), devices)
+        assert_nothing_lost(ledger, devices)
     finally:
         for device in devices:
             await device.close()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.broadcast import Broadcast
 from tidings.cursors import FeedCursor
-from tidings.feed import FeedHub, user_channel
+from tidings.feed import FeedHub
 from tidings.store import EventKind, FeedEvent, NotificationType, SqlStore
 
 WAIT = 10.0
@@ -22,7 +22,7 @@ async def _create(store: SqlStore, broadcast: Broadcast | None, user: str, title
     )
     assert event is not None
     if broadcast is not None:
-        await broadcast.publish(user_channel(user), event.to_json())
+        await FeedHub(store, broadcast).publish(event)  # what a mutation does after its commit
     return event
 
 

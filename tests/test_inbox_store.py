@@ -28,7 +28,10 @@ async def _create(store: SqlStore, user: str, title: str = "t", **fields: Any) -
 async def assert_counts_are_the_recount(store: SqlStore, user: str) -> Counts:
     """The kept counts (feed row, category rows) equal a count of the rows, by the rule of what is counted."""
     inbox = sa.and_(
-        notifications.c.user_id == user, notifications.c.deleted_at.is_(None), notifications.c.archived_at.is_(None)
+        notifications.c.user_id == user,
+        notifications.c.deleted_at.is_(None),
+        notifications.c.archived_at.is_(None),
+        notifications.c.snoozed_until.is_(None),
     )
     async with store.engine.connect() as conn:
         rows = (

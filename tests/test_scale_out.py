@@ -15,7 +15,8 @@ from tests._server import PostgresDatabase, ServerProcess, scaled_env
 def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     workdir: Path = tmp_path_factory.mktemp("two-servers")
     with PostgresDatabase() as database:
-        env = scaled_env(database)
+        # No periodic sync within the test: what one process delivers of the other's can only have come by Redis.
+        env = scaled_env(database, TIDINGS_SYNC_INTERVAL="3600")
         first = ServerProcess(workdir / "a", env).start()
         second = ServerProcess(workdir / "b", env).start()
         try:

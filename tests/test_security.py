@@ -44,6 +44,9 @@ from tidings.limits import RateLimiter
 async def test_user_a_never_sees_or_changes_user_b(server: ServerProcess, user: str) -> None:
     attacker, victim = user + "-a", user + "-b"
     secrets = [await create(server.graphql_url, victim, f"secret {i}", data={"pin": 1234}) for i in range(3)]
+    # The attacker's feed stands where the victim's does: an event of the victim's that reached the attacker's
+    # follower would fit its next position, and be shown rather than skipped.
+    own = [await create(server.graphql_url, attacker, f"own {i}") for i in range(3)]
     victim_ids = {n["id"] for n in secrets}
     before = (await gql(server.graphql_url, "{ notifications { feedCursor } }", bearer=token(victim)))["data"]
     seen: list[str] = []
@@ -80,19 +83,45 @@ async def test_user_a_never_sees_or_changes_user_b(server: ServerProcess, user: 
             bearer=a,
         )
     )
-    async with await WSClient.connected(server.ws_url, a) as socket:
+    async with (
+        await WSClient.connected(server.ws_url, a) as socket,
+        await WSClient.connected(server.ws_url, token(victim)) as victims,
+    ):
         for variables in ({"userId": victim}, {"userId": victim, "after": before["notifications"]["feedCursor"]}):
-            await socket.subscribe(EVENTS, variables)
-            collect(await socket.receive())
-        # The attacker's own subscription, with the victim's cursor: only the attacker's (empty) feed.
-        own = await socket.subscribe(EVENTS, {"after": before["notifications"]["feedCursor"]})
-        await create(server.graphql_url, victim, "after the attack started")
+            refused = await socket.subscribe(EVENTS, variables)
+            message = await socket.receive()
+            collect(message)
+            assert (message["type"], message["id"]) == ("error", refused), message
+            assert [error["extensions"]["code"] for error in message["payload"]] == ["FORBIDDEN"]
+        # The attacker's own subscription, with the victim's cursor, open while the victim's events are created:
+        # it is watched from before the first until after the victim's own socket has had them all, and the window
+        # is closed by an event of the attacker's own, which comes after whatever else this socket was sent.
+        watching = await socket.subscribe(EVENTS, {"after": before["notifications"]["feedCursor"]})
+        followed = await victims.subscribe(EVENTS, {"after": before["notifications"]["feedCursor"]})
+        live = [await create(server.graphql_url, victim, f"after the attack started {i}") for i in range(3)]
+        victim_ids |= {n["id"] for n in live}
+        shown_to_victim = await victims.events(followed, len(live))
+        assert [event["notification"]["id"] for event in shown_to_victim] == [n["id"] for n in live]
+        marker = await create(server.graphql_url, attacker, "the attacker's own, after the victim's")
+        window: list[dict[str, Any]] = []
+        marker_came = False
         try:
-            collect(await socket.receive(timeout=1.0))
+            while not marker_came:
+                window.append(await socket.receive())
+                marker_came = _notification_id(window[-1]) == marker["id"]
         except TimeoutError:
-            pass
-        await socket.complete(own)
+            pass  # the marker never came: what came instead is checked below, and then its absence
+        await socket.complete(watching)
 
+    for message in window:
+        collect(message)
+    attacker_ids = {n["id"] for n in [*own, marker]}
+    for message in window:
+        assert (message["type"], message["id"]) == ("next", watching), message
+        event = message["payload"]["data"]["notificationEvents"]
+        own_event = event["kind"] == "RESYNC" or _notification_id(message) in attacker_ids
+        assert own_event, f"the attacker's socket was sent an event not its own: {event}"
+    assert marker_came, f"the attacker's own event never came; its socket was sent: {window}"
     assert seen == [], f"user A saw {len(seen)} of B's notifications or events"
     after = await gql(
         server.graphql_url,
@@ -102,8 +131,15 @@ async def test_user_a_never_sees_or_changes_user_b(server: ServerProcess, user: 
     nodes = after["data"]["notifications"]["edges"]
     assert {n["node"]["id"] for n in nodes} >= victim_ids, "B's rows A deleted: must be 0"
     assert all(not n["node"]["read"] for n in nodes), "B's rows A marked read: must be 0"
-    assert after["data"]["notifications"]["unreadCount"] == 4
+    assert after["data"]["notifications"]["unreadCount"] == len(victim_ids)
     assert "phish" not in json.dumps(after)
+
+
+def _notification_id(message: dict[str, Any]) -> str | None:
+    """The id of the notification a `next` message of notificationEvents carries, if any."""
+    data = message.get("payload", {}).get("data") or {}
+    notification = (data.get("notificationEvents") or {}).get("notification") or {}
+    return notification.get("id")
 
 
 # -- query cost ----------------------------------------------------------------------------------------------------

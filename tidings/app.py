@@ -24,7 +24,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from tidings import web
+from tidings import logs, web
 from tidings.auth import InvalidToken, TokenVerifier, authorization_from_params
 from tidings.broadcast import Broadcast
 from tidings.composition import TidingsSchema, build_schema
@@ -34,11 +34,13 @@ from tidings.delivery import Projection, projections
 from tidings.documents import CompiledDocuments
 from tidings.feed import FeedHub
 from tidings.http import GraphQLHTTP, GraphQLOverHTTP
-from tidings.limits import Admission, BodySizeLimit, RateLimiter
+from tidings.limits import Admission, BodySizeLimit, ConnectionSlots, RateLimiter
 from tidings.metrics import CONTENT_TYPE_LATEST, Metrics
-from tidings.protocol import ConnectionSlots, TransportWSHandler
+from tidings.presence import create_presence
+from tidings.protocol import TransportWSHandler
 from tidings.startup import StartupError, broadcast_error, database_error, open_database
 from tidings.store import SqlStore, create_engine
+from tidings.timers import Timers
 from tidings.wheel import TimerWheel
 
 logger = logging.getLogger("tidings")
@@ -141,6 +143,9 @@ class TidingsApp(FastAPI):
     startup_error: StartupError | None = None  # set by the lifespan when start-up failed in a way we can explain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "lifespan":
+            logs.enter("request_id" if kind == "http" else "connection_id")  # what it logs carries the id
         router = self.graphql_router
         if router is not None and scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
             await router.run_websocket(WebSocket(scope, receive, send))
@@ -173,14 +178,16 @@ def build_services(settings: Settings) -> Services:
         timeout=settings.database_timeout,
         statement_timeout=settings.statement_timeout,
     )
+    metrics = Metrics()
+    metrics.watch_connections(store.connections)
     broadcast = Broadcast(
         settings.broadcast_url,
         queue_size=settings.subscriber_queue_size,
         channel_prefix=settings.channel_prefix,
         reconnect_delay=settings.broker_reconnect_delay,
         reconnect_delay_max=settings.broker_reconnect_delay_max,
+        on_reconnect=metrics.broker_reconnects.inc,
     )
-    metrics = Metrics()
     hub = FeedHub(
         store,
         broadcast,
@@ -204,6 +211,13 @@ def build_services(settings: Settings) -> Services:
             user_rate=settings.user_subscribes_per_second,
             service_rate=settings.service_subscribes_per_second,
             what="subscribes",
+        ),
+        timers=Timers(store, hub, interval=settings.timer_interval, batch_size=settings.timer_batch_size),
+        presence=create_presence(
+            settings.broadcast_url,
+            prefix=settings.channel_prefix,
+            interval=settings.presence_interval,
+            seen_ttl=settings.retention_days * 86400,
         ),
     )
 
@@ -266,9 +280,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.metrics.watch_gc()
         if app.graphql_router is not None:
             app.graphql_router.keepalive.start()
+        await services.presence.start()
         background = [
             asyncio.create_task(_purge_expired(services), name="tidings-retention"),
             asyncio.create_task(services.hub.run(settings.sync_interval), name="tidings-feed-sync"),
+            asyncio.create_task(services.timers.run(), name="tidings-timers"),
         ]
         try:
             yield
@@ -281,6 +297,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.graphql_router is not None:
                 await app.graphql_router.keepalive.close()
             services.metrics.unwatch_gc()
+            await services.presence.close()
             await services.broadcast.disconnect()
             await services.store.close()
 

@@ -29,8 +29,9 @@ def parse_ttl(text: str) -> timedelta:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
-    from tidings import startup, web
+    from tidings import logs, startup, web
     from tidings.auth import load_or_create_secret, read_secret
     from tidings.server import HttpProtocol, WebSocketProtocol, announce_when_serving, connection_limits
 
@@ -62,10 +63,12 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["TIDINGS_AUTO_MIGRATE"] = "false"  # done: the workers only check the schema
     code = settings.dev_sign_in_code if web.dev_tokens_enabled(settings) else None
     link, url = web.dashboard_link(settings, code), web.local_url(settings)
+    json_logs = settings.log_format == "json"
     announce_when_serving(
         url,
         f"tidings: dashboard at {link}  GraphiQL at {url}/graphql\n"
         "tidings: mint a token with `.venv/bin/tidings token alice` (add --service for a backend)",
+        say=logging.getLogger("tidings").info if json_logs else None,
     )
     uvicorn.run(
         "tidings.app:create_app",
@@ -74,6 +77,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        # uvicorn applies it in every worker: JSON lines from all of them, or its own text format.
+        log_config=logs.config(json=True, level=settings.log_level) if json_logs else LOGGING_CONFIG,
         access_log=settings.access_log,
         # websockets-sansio (its writes wait while the transport's buffer is full), resetting connections that the
         # app is done with but that never drain.
@@ -98,10 +103,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.log_level != "debug":
-        # Alembic announces its plugins and its dialect at INFO on every start; tidings says what a migration did.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    from tidings import logs
+
+    logs.configure(json=settings.log_format == "json", level=settings.log_level)
 
 
 def _migrate(_: argparse.Namespace) -> int:

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import FieldExtension, MaskErrors, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, Info
 
 from tidings.documents import CachedDocuments, DocumentCache, DocumentRules
-from tidings.errors import ErrorCode, client_error, is_user_error
-from tidings.resolvers import MAX_PAGE, Mutation, Query, Subscription
+from tidings.errors import ErrorCode, client_error, is_user_error, outcome_of
+from tidings.inputs import MAX_PAGE
+from tidings.resolvers import Mutation, Query, Subscription
 from tidings.schema import DateTime
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 def build_schema(settings: Settings) -> TidingsSchema:
     """The executable schema with tidings' extensions (error masking, the document cache with every limit)."""
+    _count_mutations()
     schema = TidingsSchema(
         query=Query,
         mutation=Mutation,
@@ -71,6 +73,27 @@ class CoercingExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if isinstance(built, list):  # the operation was determined before (Strawberry): these are coercion errors
             return [client_error(error, ErrorCode.BAD_USER_INPUT) for error in built]
         return built
+
+
+class CountedMutation(FieldExtension):
+    """Counts each mutation by name and outcome (`tidings_mutations`): only mutations pay for it, once per call."""
+
+    async def resolve_async(self, next_: Callable[..., Any], source: Any, info: Info[Any, Any], **kwargs: Any) -> Any:
+        metrics = info.context.services.metrics
+        try:
+            result = await next_(source, info, **kwargs)
+        except Exception as error:
+            metrics.mutation_done(info.field_name, outcome_of(error))
+            raise
+        metrics.mutation_done(info.field_name, "ok")
+        return result
+
+
+def _count_mutations() -> None:
+    """Every root mutation field counted, the ones added later included (idempotent: fields are class state)."""
+    for field in Mutation.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        if not any(isinstance(extension, CountedMutation) for extension in field.extensions):
+            field.extensions.append(CountedMutation())
 
 
 class _MaskInternalErrors(MaskErrors):

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     # When set, /metrics answers only `Authorization: Bearer <this>` (401 otherwise).
     metrics_token: Annotated[str, Field(min_length=16, max_length=200)] | None = Field(default=None, repr=False)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with request and connection ids
     access_log: bool = False  # uvicorn's line per request: a cost on every mutation, off unless asked for
 
     connection_init_timeout: Annotated[float, Field(gt=0)] = 3.0
@@ -117,8 +118,16 @@ class Settings(BaseSettings):
     retention_interval: Annotated[float, Field(gt=0)] = 3600.0
     retention_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
     sync_interval: Annotated[float, Field(gt=0)] = 2.0
+    # Snooze and expiry (tidings.timers): every process looks for due timers at least this often (seconds), sooner
+    # when the next one is due sooner; a timer set in this process wakes it at once. At most this late when the
+    # process that set a timer is gone.
+    timer_interval: Annotated[float, Field(gt=0)] = 5.0
+    timer_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     broker_reconnect_delay: Annotated[float, Field(gt=0)] = 0.1
     broker_reconnect_delay_max: Annotated[float, Field(gt=0)] = 5.0
+    # Seconds between refreshes of this process's devices in Redis (presence); they stop counting three intervals
+    # after the last one, so a killed process's devices are gone within that.
+    presence_interval: Annotated[float, Field(gt=0)] = 10.0
     shutdown_grace: Annotated[int, Field(ge=0)] = 10
 
     @field_validator("database_url")

@@ -14,7 +14,9 @@ from tidings.errors import unauthenticated
 from tidings.feed import FeedHub
 from tidings.limits import Admission, RateLimiter
 from tidings.metrics import Metrics
+from tidings.presence import PresenceBackend
 from tidings.store import SqlStore
+from tidings.timers import Timers
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class Services:
     rate_limiter: RateLimiter
     subscribe_limiter: RateLimiter  # graphql-transport-ws subscribe messages, whatever their operation
     admission: Admission  # writes in flight (TIDINGS_MAX_INFLIGHT_MUTATIONS)
+    timers: Timers  # snooze and expiry
+    presence: PresenceBackend  # devices connected, over every process (tidings.presence)
 
 
 EXPIRED_TOKEN_MESSAGE = "The bearer token has expired"

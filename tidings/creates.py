@@ -28,6 +28,7 @@ from graphql.execution.values import get_variable_values
 
 from tidings.delivery import Getter, notification_fields, root_field
 from tidings.documents import CompiledDocuments
+from tidings.errors import outcome_of
 from tidings.schema import CreateNotificationInput
 
 if TYPE_CHECKING:
@@ -77,16 +78,20 @@ class CreatePlan:
             data=raw.get("data"),
             idempotency_key=raw.get("idempotencyKey"),
             category=raw.get("category"),
+            expires_at=raw.get("expiresAt"),
             collapse_key=raw.get("collapseKey"),
         )
         from tidings.resolvers import create_notification
 
+        metrics = context.services.metrics
         try:
             record = await create_notification(_Info(context), data)
         except Exception as raw_error:
+            metrics.mutation_done(MUTATION_FIELD, outcome_of(raw_error))  # as CountedMutation counts the schema's
             error = located_error(raw_error, [self._field], [self._key])
             schema.process_errors([error])
             return orjson.dumps({"data": None, "errors": [_masked(error).formatted]})
+        metrics.mutation_done(MUTATION_FIELD, "ok")
         return orjson.dumps({"data": {self._key: {key: get(record) for key, get in self._fields}}})
 
 

@@ -92,3 +92,10 @@ def is_user_error(error: GraphQLError) -> bool:
     if original is None:
         return True  # graphql-core syntax/validation errors: about the query, never internal
     return isinstance(original, UserError | CannotGetOperationTypeError)
+
+
+def outcome_of(error: BaseException) -> str:
+    """How a resolver's failure is counted (`tidings_mutations{outcome}`): its code, or INTERNAL_SERVER_ERROR."""
+    if isinstance(error, GraphQLError) and isinstance(error.original_error, UserError):
+        error = error.original_error
+    return error.code.value if isinstance(error, UserError) else ErrorCode.INTERNAL_SERVER_ERROR.value

@@ -8,7 +8,9 @@ a catch-up marker from the broadcast (overflow, broker reconnect, periodic sync)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
 from typing import TypeVar
@@ -23,13 +25,12 @@ logger = logging.getLogger("tidings")
 SYNC_BATCH = 1000  # users per position query of the periodic sync
 RETRY_DELAY_MIN = 0.1  # seconds between database attempts of a follower while the database is unreachable
 RETRY_DELAY_MAX = 2.0
+UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while the broker is (partly) down
 
 T = TypeVar("T")
 
 
-# One wake-up reaches every local follower of its user (each device, each tab) as the same bytes: decode it once.
-# Records are immutable, so followers can share the result; bounded, since payloads can be up to ~30 KiB.
-_decode_event = lru_cache(maxsize=256)(FeedEvent.from_json)
+DECODED_WAKEUPS = 256  # decoded wake-ups kept per process (payloads can be up to ~30 KiB)
 
 
 class _RejectionLog:
@@ -87,10 +88,44 @@ class FeedHub:
         self._per_user = replay_concurrency_per_user
         self._user_slots: dict[str, _UserSlots] = {}
         self._followers: dict[str, set[FeedFollower]] = {}
+        # One wake-up reaches every local follower of its user (each device, each tab) as the same bytes: decode it
+        # once. Records are immutable, so followers share the result.
+        self.decode = lru_cache(maxsize=DECODED_WAKEUPS)(self._decode)
+
+    def _decode(self, message: bytes) -> FeedEvent:
+        """A wake-up's event, decoded by the first local follower, which queues it to its socket next: its latency."""
+        event = FeedEvent.from_json(message)
+        if event.committed_at is not None:
+            self.metrics.delivery_latency.observe(max(0.0, time.time() - event.committed_at))
+        return event
 
     def replay_slot(self, user_id: str) -> _ReplaySlot:
         """Held for each database read of a follower: one of the user's slots, then one of the process's."""
         return _ReplaySlot(self, user_id)
+
+    async def publish(self, event: FeedEvent) -> None:
+        """Wake the subscribers of the event's user, in every process, after its commit.
+
+        The one place that names a user's channel and encodes what travels on it (`FeedFollower` decodes it). Losing
+        a wake-up loses nothing: followers read the database. While the broker is down, or part of it (a cluster
+        shard), the publish is tried briefly, so users on healthy shards keep live wake-ups without holding the
+        mutation for long; the loss itself is logged once by the broadcast.
+        """
+        healthy = self.broadcast.healthy
+        try:
+            # Stamped with the time of commit (just passed) for the delivery latency in each process that delivers it.
+            stamped = dataclasses.replace(event, committed_at=time.time())
+            publishing = self.broadcast.publish(user_channel(event.user_id), stamped.to_json())
+            if healthy:
+                await publishing
+            else:
+                await asyncio.wait_for(publishing, UNHEALTHY_PUBLISH_TIMEOUT)
+            self.metrics.events_published.inc()
+        except Exception as error:
+            self.metrics.publish_failures.inc()
+            (logger.warning if healthy else logger.debug)(
+                "broadcast: publish failed (%s); subscribers will catch up from the database", error
+            )
 
     def follower(self, user_id: str) -> FeedFollower:
         return FeedFollower(self, user_id)
@@ -256,7 +291,7 @@ class FeedFollower:
         not decode, or that names another user, never reaches the client and ends nothing.
         """
         try:
-            event = _decode_event(message)
+            event = self._hub.decode(message)
         except Exception:
             event = None
         if (
@@ -314,6 +349,7 @@ class FeedFollower:
             if batch[0].seq != self._last + 1:
                 yield self._resync_at(await self._position())
                 return
+            self._hub.metrics.replayed_events.inc(len(batch))
             for event in batch:
                 self._last = event.seq
                 yield event
@@ -332,6 +368,7 @@ class FeedFollower:
 
     def _resync_at(self, position: FeedPosition) -> FeedEvent:
         self._last = position.seq
+        self._hub.metrics.resyncs.inc()
         return FeedEvent(
             user_id=self.user_id,
             seq=position.seq,

@@ -129,3 +129,30 @@ async def _too_large(send: Send, max_bytes: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+SlotKey = tuple[str, str]  # (role, subject): a user whose id is a service's `sub` does not share its slots
+
+
+class ConnectionSlots:
+    """Authenticated sockets per caller (role and subject). Counted per process: each worker of
+    `tidings serve --workers N` has its own."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._counts: dict[SlotKey, int] = {}
+
+    def acquire(self, user: SlotKey) -> bool:
+        """Take a slot for the caller, or return False when all of theirs are taken."""
+        count = self._counts.get(user, 0)
+        if count >= self._limit:
+            return False
+        self._counts[user] = count + 1
+        return True
+
+    def release(self, user: SlotKey) -> None:
+        count = self._counts[user] - 1
+        if count:
+            self._counts[user] = count
+        else:
+            del self._counts[user]

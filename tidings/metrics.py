@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
@@ -81,9 +86,47 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=self.registry,
         )
+        self.mutations = Counter(
+            "tidings_mutations",
+            "mutations by root field and outcome: ok, or the extensions.code it was answered with",
+            ["mutation", "outcome"],
+            registry=self.registry,
+        )
+        self.delivery_latency = Histogram(
+            "tidings_delivery_latency_seconds",
+            "from a live event's commit (its mutation's publish) to its first socket in this process, once per event "
+            "and process (the wake-up is decoded once, by the first of its subscribers, which then queues it)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.replayed_events = Counter(
+            "tidings_replayed_events",
+            "events read back from the database by subscriptions (resume after a cursor, catch-ups)",
+            registry=self.registry,
+        )
+        self.resyncs = Counter(
+            "tidings_resyncs",
+            "RESYNC events sent: a cursor whose events are gone, or of another database",
+            registry=self.registry,
+        )
+        self.broker_reconnects = Counter(
+            "tidings_broker_reconnects",
+            "times the broadcast got its broker back after a loss (every subscriber then catches up)",
+            registry=self.registry,
+        )
+        self.deliveries = 0  # events queued to sockets: an int, not a Counter, since it moves per socket
+        self.registry.register(_Deliveries(self))
+        self._mutation_counters: dict[tuple[str, str], Counter] = {}
         self._gc_started = 0.0
         self._replays_now = 0
         self._replays_max = 0
+
+    def mutation_done(self, name: str, outcome: str) -> None:
+        """A mutation answered: `ok`, or the code of its error."""
+        counter = self._mutation_counters.get((name, outcome))
+        if counter is None:
+            counter = self._mutation_counters[(name, outcome)] = self.mutations.labels(mutation=name, outcome=outcome)
+        counter.inc()
 
     def replay_started(self) -> None:
         """One catch-up read begins (`replay_finished` when it ends)."""
@@ -97,6 +140,10 @@ class Metrics:
     def replay_finished(self) -> None:
         self._replays_now -= 1
         self.replays_in_flight.set(self._replays_now)
+
+    def watch_connections(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Report `read()` (connections by pool and state) as `tidings_database_connections` at every scrape."""
+        self.registry.register(_Connections(read))
 
     def watch_gc(self) -> None:
         """Time every garbage collection of this process into `tidings_gc_pause_seconds`."""
@@ -115,6 +162,34 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Connections(Collector):
+    def __init__(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "tidings_database_connections",
+            "pooled database connections, by pool (engine; statements: the PostgreSQL hot path) and state "
+            "(in_use: checked out; a count that never returns to 0 when idle is a leak)",
+            labels=["pool", "state"],
+        )
+        for (pool, state), count in self._read().items():
+            family.add_metric([pool, state], count)
+        yield family
+
+
+class _Deliveries(Collector):
+    """`tidings_deliveries_total`, read from the plain counter at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "tidings_deliveries", "events queued to sockets (one per event and socket)", value=self._metrics.deliveries
+        )
 
 
 def _task_count() -> float:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -19,7 +19,19 @@ from strawberry.types import Info
 from tidings.context import Context
 from tidings.cursors import FeedCursor, MalformedCursor, decode_page_cursor
 from tidings.errors import ErrorCode, UserError, bad_input, not_found
-from tidings.feed import user_channel
+from tidings.inputs import (
+    MAX_BATCH,
+    MAX_COLLAPSE_KEY,
+    MAX_DATA_BYTES,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_MESSAGE,
+    MAX_MUTED_CATEGORIES,
+    MAX_PAGE,
+    MAX_TIMER_AHEAD,
+    MAX_TITLE,
+)
+from tidings.metrics import Metrics
+from tidings.presence import PresenceUnavailable
 from tidings.schema import (
     ArchiveAllResult,
     CategoryCount,
@@ -33,6 +45,7 @@ from tidings.schema import (
     NotificationConnection,
     NotificationEvent,
     NotificationFilter,
+    Presence,
 )
 from tidings.store import (
     MAX_CATEGORY,
@@ -49,18 +62,9 @@ from tidings.store import (
 
 logger = logging.getLogger("tidings")
 
-MAX_TITLE = 200
-MAX_MESSAGE = 10_000
-MAX_DATA_BYTES = 16 * 1024
-MAX_IDEMPOTENCY_KEY = 200
-MAX_COLLAPSE_KEY = 200
-MAX_MUTED_CATEGORIES = 100
-MAX_BATCH = 1000  # createNotifications inputs per call
 # Categories name tabs and sit in URLs and CSS classes of clients: a small, safe alphabet.
 CATEGORY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:/-]{{0,{MAX_CATEGORY - 1}}}")
-MAX_PAGE = 100
 OVERLOADED_RETRY_AFTER = 1.0  # seconds a client is asked to wait when this process is saturated
-UNHEALTHY_PUBLISH_TIMEOUT = 0.25  # seconds a mutation waits for a publish while the broker is (partly) down
 
 T = TypeVar("T")
 
@@ -97,6 +101,19 @@ def _category(value: str | None, argument: str) -> str | None:
     return value
 
 
+def _timer_time(value: datetime, argument: str) -> datetime:
+    """A time a timer may be set for: with an offset (a time without one means nothing certain), in the future,
+    and at most MAX_TIMER_AHEAD ahead."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise bad_input(f"{argument} must carry a UTC offset, e.g. 2026-12-24T09:00:00+00:00", argument=argument)
+    now = datetime.now(UTC)
+    if value <= now:
+        raise bad_input(f"{argument} must be in the future", argument=argument)
+    if value > now + MAX_TIMER_AHEAD:
+        raise bad_input(f"{argument} must be at most {MAX_TIMER_AHEAD.days} days ahead", argument=argument)
+    return value.astimezone(UTC)
+
+
 def _up_to(store: SqlStore, value: str | None) -> int | None:
     """The feed position of an `upTo` cursor (None: everything so far)."""
     if value is None:
@@ -127,6 +144,7 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise bad_input(f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", argument="idempotencyKey")
     category = _category(data.category, "category")
+    expires_at = _timer_time(data.expires_at, "expiresAt") if data.expires_at is not None else None
     collapse_key = data.collapse_key
     if collapse_key is not None and not 1 <= len(collapse_key) <= MAX_COLLAPSE_KEY:
         raise bad_input(f"collapseKey must be 1 to {MAX_COLLAPSE_KEY} characters", argument="collapseKey")
@@ -137,6 +155,7 @@ def _validated(data: CreateNotificationInput) -> dict[str, Any]:
         "data": data.data,
         "idempotency_key": key,
         "category": category,
+        "expires_at": expires_at,
         "collapse_key": collapse_key,
     }
 
@@ -178,25 +197,9 @@ async def _db(context: Context, call: Callable[[], Awaitable[T]], *, write: bool
 
 
 async def _publish(context: Context, event: FeedEvent | None) -> None:
-    """Wake the user's subscribers, after commit. Losing a wake-up loses nothing: followers read the database."""
-    if event is None:
-        return
-    services = context.services
-    healthy = services.broadcast.healthy
-    try:
-        publishing = services.broadcast.publish(user_channel(event.user_id), event.to_json())
-        if healthy:
-            await publishing
-        else:
-            # The broker is down, or part of it (a cluster shard): try briefly, so users on healthy shards keep live
-            # wake-ups, without holding the mutation for long. The loss itself is logged once by the broadcast.
-            await asyncio.wait_for(publishing, UNHEALTHY_PUBLISH_TIMEOUT)
-        services.metrics.events_published.inc()
-    except Exception as error:
-        services.metrics.publish_failures.inc()
-        (logger.warning if healthy else logger.debug)(
-            "broadcast: publish failed (%s); subscribers will catch up from the database", error
-        )
+    """Wake the user's subscribers, after commit (tidings.feed owns the channel and the encoding)."""
+    if event is not None:
+        await context.services.hub.publish(event)
 
 
 def _mutating(context: Context) -> None:
@@ -249,6 +252,7 @@ class Query:
                 type=NotificationType(filter.type) if filter.type else None,
                 archived=filter.archived,
                 category=category,
+                snoozed=filter.snoozed,
             ),
         )
         return NotificationConnection.from_page(page, services.store.epoch)
@@ -324,6 +328,30 @@ class Query:
         record = await _db(info.context, lambda: store.get_notification(notification_id, owner=owner))
         return Notification.from_record(record) if record else None
 
+    # -- presence (tidings.presence) --
+
+    @strawberry.field(
+        description=(
+            "Whether the user is connected now, on how many devices, and when they last were (service tokens only: "
+            "a user's presence is for the services that notify them)."
+        )
+    )
+    async def presence(self, info: Info[Context, None], user_id: strawberry.ID) -> Presence:
+        caller = info.context.caller
+        caller.require_service()
+        user = caller.target_user(user_id)
+        try:
+            record = await info.context.services.presence.lookup(user)
+        except PresenceUnavailable as error:
+            logger.debug("presence unavailable: %s", error)
+            raise UserError("Presence is unavailable; try again shortly", ErrorCode.SERVICE_UNAVAILABLE) from None
+        return Presence(
+            user_id=strawberry.ID(user),
+            devices=record.devices,
+            online=record.devices > 0,
+            last_seen_at=record.last_seen_at,
+        )
+
 
 async def create_notification(info: Info[Context, None] | Any, input: CreateNotificationInput) -> NotificationRecord:
     """createNotification, for the schema and for its fast path (tidings.creates), which passes only the context."""
@@ -338,6 +366,8 @@ async def create_notification(info: Info[Context, None] | Any, input: CreateNoti
     except IdempotencyConflict as error:
         raise bad_input(str(error), argument="idempotencyKey") from None
     await _publish(context, event)
+    if event is not None and record.expires_at is not None:
+        context.services.timers.schedule(record.expires_at)
     return record
 
 
@@ -381,6 +411,9 @@ async def create_notifications(context: Context, inputs: list[CreateNotification
             results[index] = Notification.from_record(record)
         # One wake-up per user: followers that see the gap read the user's new events from the database.
         await _publish(context, next((event for _, event in reversed(created) if event is not None), None))
+        expiring = [record.expires_at for record, event in created if event is not None and record.expires_at]
+        if expiring:
+            context.services.timers.schedule(min(expiring))
     # graphql-core completes an error in a list as a located error at that position, the item null.
     return results  # type: ignore[return-value]
 
@@ -545,6 +578,22 @@ class Mutation:
             cursor=FeedCursor(store.epoch, position.seq).encode(),
         )
 
+    @strawberry.mutation(
+        description=(
+            "Snooze one notification until a time (in the future, at most 366 days ahead): it leaves the inbox and "
+            "its counts (lists show it with `filter: {snoozed: true}`), devices get a SNOOZED event, and when the "
+            "time comes it is back on top, unread and unseen, with an UNSNOOZED event on every device. An archived "
+            "one leaves the archive, to come back to the inbox; snoozed already: the new time replaces the old; "
+            "the same time: returned unchanged, no event. Archiving a snoozed one ends its snooze."
+        )
+    )
+    async def snooze_notification(self, info: Info[Context, None], id: strawberry.ID, until: datetime) -> Notification:
+        store = info.context.services.store
+        when = _timer_time(until, "until")
+        record = await _change_one(info.context, id, lambda **which: store.snooze(**which, until=when))
+        info.context.services.timers.schedule(when)
+        return Notification.from_record(record)
+
     @strawberry.mutation(description="Delete one notification; returns its id. Devices get a DELETED event.")
     async def delete_notification(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
         store = info.context.services.store
@@ -593,7 +642,9 @@ class Subscription:
     async def notification_events(
         self, info: Info[Context, None], after: str | None = None, user_id: strawberry.ID | None = None
     ) -> AsyncGenerator[NotificationEvent, None]:
-        return _as_graphql(event_stream(info.context, after=after, user_id=user_id), info.context.services.store.epoch)
+        services = info.context.services
+        events = event_stream(info.context, after=after, user_id=user_id)
+        return _as_graphql(events, services.store.epoch, services.metrics)
 
 
 def event_stream(context: Context, *, after: str | None, user_id: str | None) -> AsyncIterator[FeedEvent]:
@@ -606,7 +657,10 @@ def event_stream(context: Context, *, after: str | None, user_id: str | None) ->
     return context.services.hub.follower(user).follow(start)
 
 
-async def _as_graphql(events: AsyncIterator[FeedEvent], epoch: str) -> AsyncGenerator[NotificationEvent, None]:
+async def _as_graphql(
+    events: AsyncIterator[FeedEvent], epoch: str, metrics: Metrics
+) -> AsyncGenerator[NotificationEvent, None]:
     async with aclosing(events):  # type: ignore[type-var]
         async for event in events:
+            metrics.deliveries += 1
             yield NotificationEvent.from_event(event, epoch)

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from tidings.cursors import FeedCursor, encode_page_cursor
+from tidings.inputs import MAX_CATEGORY, MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_TITLE
 from tidings.store import records
 
 DateTime = strawberry.scalar(
@@ -24,9 +25,11 @@ strawberry.enum(
     records.EventKind,
     name="NotificationEventKind",
     description=(
-        "What happened. CREATED, READ, UNREAD, ARCHIVED, UNARCHIVED, UPDATED and DELETED carry the notification as "
-        "it is after the event (DELETED: as it was last; UPDATED: a create with its collapse key folded into it, "
-        "which moved it to the top); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
+        "What happened. CREATED, READ, UNREAD, ARCHIVED, UNARCHIVED, SNOOZED, UNSNOOZED, UPDATED and DELETED carry "
+        "the notification as it is after the event (DELETED: as it was last); UNSNOOZED: a snooze ended and the "
+        "notification is back on top, unread and unseen; UPDATED: a create with its collapse key folded into it, which "
+        "moved it to the top; EXPIRED: its `expiresAt` came and it is gone (carried as it "
+        "was last); ALL_READ, ALL_SEEN and ALL_ARCHIVED changed every notification "
         "up to `upToSequence` that was unread, unseen, or read and in the inbox, respectively (`count` of them); "
         "PREFERENCES set the user's `mutedCategories`; BULK_DELETED deleted every notification up to "
         "`upToSequence` that matched `deleted` (`count` of them); "
@@ -40,16 +43,18 @@ class Notification:
     id: strawberry.ID = strawberry.field(description="Opaque, stable identifier.")
     user_id: strawberry.ID = strawberry.field(description="The user this notification is for.")
     type: records.NotificationType = strawberry.field(description="Severity, for colour and icon.")
-    title: str = strawberry.field(description="Short headline (at most 200 characters).")
-    message: str = strawberry.field(description="Body text (at most 10,000 characters).")
-    data: JSON | None = strawberry.field(description="Application data: a JSON object (at most 16 KiB), or null.")
+    title: str = strawberry.field(description=f"Short headline (at most {MAX_TITLE:,} characters).")
+    message: str = strawberry.field(description=f"Body text (at most {MAX_MESSAGE:,} characters).")
+    data: JSON | None = strawberry.field(
+        description=f"Application data: a JSON object (at most {MAX_DATA_BYTES // 1024} KiB), or null."
+    )
     read: bool = strawberry.field(description="Whether the user has read it.")
     read_at: datetime | None = strawberry.field(description="When it was read (ISO-8601, UTC), or null.")
     created_at: datetime = strawberry.field(description="When it was created (ISO-8601, UTC).")
     sequence: int = strawberry.field(
         description=(
             "Position in the user's feed at which it was created, or last updated by a create with its collapse key "
-            "(which moves it to the top); ALL_READ marks those up to a position."
+            "(which moves it to the top), or where its snooze ended; ALL_READ marks those up to a position."
         )
     )
     seen: bool = strawberry.field(
@@ -59,6 +64,15 @@ class Notification:
     archived: bool = strawberry.field(description="Whether it is archived: out of the inbox and its counts.")
     archived_at: datetime | None = strawberry.field(description="When it was archived (ISO-8601, UTC), or null.")
     category: str | None = strawberry.field(description="The category it was created in (a tab), or null.")
+    snoozed: bool = strawberry.field(
+        description="Whether it is snoozed: out of the inbox and its counts until `snoozedUntil`."
+    )
+    snoozed_until: datetime | None = strawberry.field(
+        description="When its snooze ends and it comes back on top, unread (ISO-8601, UTC), or null."
+    )
+    expires_at: datetime | None = strawberry.field(
+        description="When it expires: it then leaves every list and count, with an EXPIRED event; or null."
+    )
     collapse_key: str | None = strawberry.field(description="The collapse key it was created with, or null.")
     collapsed_count: int = strawberry.field(
         description=(
@@ -91,6 +105,9 @@ class Notification:
             archived=record.archived_at is not None,
             archived_at=record.archived_at,
             category=record.category,
+            snoozed=record.snoozed_until is not None,
+            snoozed_until=record.snoozed_until,
+            expires_at=record.expires_at,
             collapse_key=record.collapse_key,
             collapsed_count=record.collapsed_count,
             updated_at=record.updated_at,
@@ -228,29 +245,41 @@ class NotificationFilter:
         default=False, description="Only archived (true), only the inbox (false, the default), or both (null)."
     )
     category: str | None = strawberry.field(default=None, description="Only this category.")
+    snoozed: bool | None = strawberry.field(
+        default=False, description="Only snoozed (true, a snoozed tab), only not snoozed (false, the default), or both."
+    )
 
 
 @strawberry.input(description="A notification to create (service tokens only).")
 class CreateNotificationInput:
     user_id: strawberry.ID = strawberry.field(description="The user to notify.")
-    title: str = strawberry.field(description="Non-blank, at most 200 characters.")
-    message: str = strawberry.field(description="At most 10,000 characters.")
+    title: str = strawberry.field(description=f"Non-blank, at most {MAX_TITLE:,} characters.")
+    message: str = strawberry.field(description=f"At most {MAX_MESSAGE:,} characters.")
     type: records.NotificationType | None = strawberry.field(
         default=records.NotificationType.INFO, description="Severity (INFO when omitted or null)."
     )
-    data: JSON | None = strawberry.field(default=None, description="A JSON object of at most 16 KiB, or null.")
+    data: JSON | None = strawberry.field(
+        default=None, description=f"A JSON object of at most {MAX_DATA_BYTES // 1024} KiB, or null."
+    )
     idempotency_key: str | None = strawberry.field(
         default=None,
         description=(
-            "At most 200 characters. Retrying with a key already used for this user returns the original "
-            "notification and delivers nothing new; the same key with a different payload is an error."
+            f"At most {MAX_IDEMPOTENCY_KEY:,} characters. Retrying with a key already used for this user returns the "
+            "original notification and delivers nothing new; the same key with a different payload is an error."
         ),
     )
     category: str | None = strawberry.field(
         default=None,
         description=(
-            "A category for tabs and their counts, or null: 1 to 64 letters, digits and `_ - . : /`, starting with "
-            "a letter or digit (e.g. `comments`, `billing.invoices`)."
+            f"A category for tabs and their counts, or null: 1 to {MAX_CATEGORY} letters, digits and `_ - . : /`, "
+            "starting with a letter or digit (e.g. `comments`, `billing.invoices`)."
+        ),
+    )
+    expires_at: datetime | None = strawberry.field(
+        default=None,
+        description=(
+            "When it expires, or null for never: in the future, at most 366 days ahead, with a UTC offset. It then "
+            "leaves every list and count and devices get an EXPIRED event. Not part of the idempotency comparison."
         ),
     )
     collapse_key: str | None = strawberry.field(
@@ -289,6 +318,32 @@ class ArchiveAllResult:
     unseen_count: int = strawberry.field(description="The user's unseen count afterwards.")
     cursor: str = strawberry.field(
         description="Feed position after the ALL_ARCHIVED event (or the current position when nothing changed)."
+    )
+
+
+# -- presence (tidings.presence) ---------------------------------------------------------------------------------
+
+
+@strawberry.type(
+    description=(
+        "Whether a user is connected right now and on how many devices, over every server process: a service can "
+        "skip an email while the user is online."
+    )
+)
+class Presence:
+    user_id: strawberry.ID = strawberry.field(description="The user asked about.")
+    devices: int = strawberry.field(
+        description=(
+            "WebSocket connections of the user's own tokens open now (each tab or app is one). A server process that "
+            "died stops counting within three TIDINGS_PRESENCE_INTERVALs."
+        )
+    )
+    online: bool = strawberry.field(description="Whether at least one device is connected (devices > 0).")
+    last_seen_at: datetime | None = strawberry.field(
+        description=(
+            "When a device of the user was last connected: now while one is, else when the last one left; null when "
+            "not known (never connected, or longer ago than TIDINGS_RETENTION_DAYS)."
+        )
     )
 
 

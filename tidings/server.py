@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,8 +169,8 @@ _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RS
 ANNOUNCE_POLL_INTERVAL = 0.1  # seconds between the banner's checks that the server answers
 
 
-def announce_when_serving(url: str, banner: str) -> threading.Thread:
-    """Print `banner` on stderr once `url`/healthz answers: a link printed earlier may lead nowhere.
+def announce_when_serving(url: str, banner: str, *, say: Callable[[str], None] | None = None) -> threading.Thread:
+    """Print `banner` on stderr (or `say` each line) once `url`/healthz answers: a link printed earlier may mislead.
 
     Asked over HTTP, as the reader of the banner will: with several workers it is they, not this process, that
     answer. A thread that asks until then; if the server never comes up, the process exits and the thread with it.
@@ -184,7 +185,11 @@ def announce_when_serving(url: str, banner: str) -> threading.Thread:
                     break
             except (urllib.error.URLError, OSError):
                 time.sleep(ANNOUNCE_POLL_INTERVAL)
-        print(banner, file=sys.stderr, flush=True)
+        if say is None:
+            print(banner, file=sys.stderr, flush=True)
+            return
+        for line in banner.splitlines():
+            say(line.removeprefix("tidings: "))
 
     thread = threading.Thread(target=wait_then_print, name="tidings-banner", daemon=True)
     thread.start()

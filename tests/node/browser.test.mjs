@@ -63,8 +63,14 @@ async function signInWithToken(page, token) {
 const connection = (page) => page.getByRole("status").filter({ has: page.locator(".dot") });
 const live = (page) => connection(page).filter({ hasText: "Live" }).waitFor(WAIT);
 const item = (page, title) => page.getByRole("listitem").filter({ has: page.getByText(title, { exact: true }) });
-const bell = (page, unread) =>
-  page.getByRole("button", { name: unread ? `Notifications, ${unread} unread` : "Notifications, none unread" });
+/** The bell's badge: the unseen count (new since the inbox was last opened). */
+const bell = (page, unseen) =>
+  page.getByRole("button", { name: unseen ? `Notifications, ${unseen} new` : "Notifications, none new" });
+/** A tab and its unread badge ("All", a category, or "Archived" with no badge). */
+const tab = (page, label, unread) =>
+  page.getByRole("tab", { name: unread === undefined ? label : `${label}, ${unread || "none"} unread`, exact: true });
+const unreadItem = (page, title) => item(page, title).and(page.locator(".unread"));
+const readItem = (page, title) => item(page, title).and(page.locator(":not(.unread)"));
 
 /** Run one operation of a document with several: ▶ offers them once GraphiQL has parsed the editor. */
 async function runOperation(page, name) {
@@ -177,6 +183,91 @@ test("two devices of one user: a notification appears on both; read on one drops
   await laptop.page.getByRole("button", { name: "Send notification" }).click();
   await laptop.page.getByText("Sent ✓").waitFor(WAIT);
   await item(phone.page, "Sent from the panel").waitFor(WAIT);
+
+  await laptop.context.close();
+  await phone.context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("tabs by category, the bell cleared by opening, archive and unread: live on a laptop and a phone of one user", async () => {
+  const user = `${server.user}-inbox`;
+  const laptop = await device();
+  const phone = await device({ width: 390, height: 844 });
+  await signInWithName(laptop.page, user);
+  await signInWithName(phone.page, user);
+  for (const { page } of [laptop, phone]) {
+    await tab(page, "All", 0).waitFor(WAIT);
+    await tab(page, "Archived").waitFor(WAIT);
+  }
+
+  await createNotification("Alice commented", { userId: user, category: "comments" });
+  await createNotification("Invoice ready", { userId: user, category: "billing", type: "WARNING" });
+  await createNotification("Bob commented", { userId: user, category: "comments" });
+  for (const { page } of [laptop, phone]) {
+    await item(page, "Bob commented").waitFor(WAIT);
+    await bell(page, 3).waitFor(WAIT);
+    // A tab appears with a category's first notification, its badge from the events' categoryCounts.
+    await tab(page, "All", 3).waitFor(WAIT);
+    await tab(page, "comments", 2).waitFor(WAIT);
+    await tab(page, "billing", 1).waitFor(WAIT);
+  }
+
+  // The phone opens the list from the bell: both bells clear, and the notifications stay unread.
+  await phone.page.getByRole("button", { name: "Notifications, 3 new" }).click();
+  for (const { page } of [laptop, phone]) {
+    await bell(page, 0).waitFor(WAIT);
+    await page.locator(".item.unseen").first().waitFor({ ...WAIT, state: "detached" });
+    assert.equal(await page.locator(".item.unread").count(), 3);
+  }
+
+  // Archive on the laptop: gone from the phone's list, and its tab's badge drops.
+  await laptop.page.getByRole("button", { name: "Archive “Alice commented”" }).click();
+  await item(phone.page, "Alice commented").waitFor({ ...WAIT, state: "detached" });
+  await tab(phone.page, "comments", 1).waitFor(WAIT);
+  await tab(phone.page, "All", 2).waitFor(WAIT);
+
+  // Read, then unread again on the laptop: both show it on the phone.
+  await laptop.page.getByRole("button", { name: "Mark “Bob commented” read" }).click();
+  await readItem(phone.page, "Bob commented").waitFor(WAIT);
+  await tab(phone.page, "comments", 0).waitFor(WAIT);
+  await laptop.page.getByRole("button", { name: "Mark “Bob commented” unread" }).click();
+  await unreadItem(phone.page, "Bob commented").waitFor(WAIT);
+  await tab(phone.page, "comments", 1).waitFor(WAIT);
+  assert.equal(await bell(phone.page, 0).count(), 1, "unread again, but still seen: the bell stays dark");
+
+  // A category's tab shows only its own; the laptop's "Archive all read" reaches it.
+  await tab(phone.page, "comments", 1).click();
+  await phone.page.getByRole("heading", { name: /Inbox · comments/ }).waitFor(WAIT);
+  await item(phone.page, "Invoice ready").waitFor({ ...WAIT, state: "detached" });
+  assert.equal(await phone.page.locator(".item").count(), 1);
+  await laptop.page.getByRole("button", { name: "Mark “Invoice ready” read" }).click();
+  await tab(phone.page, "billing", 0).waitFor(WAIT);
+  await laptop.page.getByRole("button", { name: "Archive all read" }).click();
+  await item(laptop.page, "Invoice ready").waitFor({ ...WAIT, state: "detached" });
+  await screenshot(phone.page, "dashboard-tabs-phone.png");
+
+  // The archive on the phone, and unarchive: back in the laptop's inbox, counted again.
+  await tab(phone.page, "Archived").click();
+  await item(phone.page, "Invoice ready").waitFor(WAIT);
+  await item(phone.page, "Alice commented").waitFor(WAIT);
+  assert.equal(await phone.page.locator(".item").count(), 2);
+  await phone.page.getByRole("button", { name: "Unarchive “Alice commented”" }).click();
+  await item(laptop.page, "Alice commented").waitFor(WAIT);
+  await tab(laptop.page, "comments", 2).waitFor(WAIT);
+  await item(phone.page, "Alice commented").waitFor({ ...WAIT, state: "detached" });
+  // Archived elsewhere while the archive is open: it joins the list live.
+  await laptop.page.getByRole("button", { name: "Archive “Bob commented”" }).click();
+  await item(phone.page, "Bob commented").waitFor(WAIT);
+
+  // A new category on the way: a new tab on both, and the bell rings again.
+  await createNotification("Deploy finished", { userId: user, category: "builds", type: "SUCCESS" });
+  for (const { page } of [laptop, phone]) {
+    await tab(page, "builds", 1).waitFor(WAIT);
+    await bell(page, 1).waitFor(WAIT);
+  }
+  await item(laptop.page, "Deploy finished").waitFor(WAIT);
+  assert.equal(await item(phone.page, "Deploy finished").count(), 0, "not in the archive");
+  await screenshot(laptop.page, "dashboard-tabs.png");
 
   await laptop.context.close();
   await phone.context.close();

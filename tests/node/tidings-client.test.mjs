@@ -88,11 +88,13 @@ test("a cursor of another database: RESYNC calls the refetch callback first, the
     },
   });
   try {
-    await createNotification("already there");
+    await createNotification("already there", { category: "before-resync" });
     client.start({ after: env("TIDINGS_FOREIGN_CURSOR") });
     const resync = await events.next();
     assert.equal(resync.kind, "RESYNC");
     assert.equal(refetched?.edges[0].node.title, "already there", "the refetch ran before RESYNC was delivered");
+    // The client read the categories' counts again by itself, before delivering RESYNC.
+    assert.deepEqual(client.categoryCounts, [{ category: "before-resync", unreadCount: 1, unseenCount: 1 }]);
     assert.ok(states.includes("resyncing"), `states: ${states}`);
     await eventually(() => client.state === "live", 10_000, "live after the refetch");
     assert.equal(client.cursor, resync.cursor);
@@ -105,6 +107,94 @@ test("a cursor of another database: RESYNC calls the refetch callback first, the
     assert.equal(all.count, 2);
   } finally {
     await client.dispose();
+  }
+});
+
+test("two clients of one user: seen, unread again, archive and the category counts, live on both", async () => {
+  const laptop = tidingsClient({ getToken: () => server.userToken });
+  const phone = tidingsClient({ getToken: () => server.userToken });
+  const both = [laptop, phone];
+  const counts = (device) => Object.fromEntries(device.client.categoryCounts.map((c) => [c.category, c]));
+  const badges = (device, category) => {
+    const { unreadCount, unseenCount } = counts(device)[category];
+    return [unreadCount, unseenCount];
+  };
+  /** The next event on both devices: the same one, of `kind`. */
+  const next = async (kind) => {
+    const [onLaptop, onPhone] = await Promise.all(both.map(({ events }) => events.next(10_000, kind)));
+    assert.deepEqual(onPhone, onLaptop);
+    assert.equal(onLaptop.kind, kind);
+    return onLaptop;
+  };
+  try {
+    // What the earlier tests left: out of the inbox, so that the counts start at zero.
+    await laptop.client.markAllRead(null);
+    await laptop.client.archiveAllRead(null);
+    const page = await laptop.client.notifications();
+    assert.deepEqual([page.edges, page.unreadCount, page.unseenCount], [[], 0, 0]);
+    const categoryLists = [];
+    laptop.client.onCategoryCounts((list) => categoryLists.push(list));
+    for (const { client } of both) {
+      await client.fetchCategoryCounts(); // after the list: the events after its cursor are newer
+      client.start({ after: page.feedCursor, unreadCount: page.unreadCount, unseenCount: page.unseenCount });
+    }
+    assert.equal(laptop.client.unseenCount, 0);
+
+    const alice = await createNotification("Alice commented", { category: "comments" });
+    const invoice = await createNotification("Invoice ready", { category: "billing" });
+    const bob = await createNotification("Bob commented", { category: "comments" });
+    for (const _ of [alice, invoice, bob]) await next("CREATED");
+    for (const device of both) {
+      assert.deepEqual([device.client.unreadCount, device.client.unseenCount], [3, 3]);
+      assert.deepEqual([badges(device, "comments"), badges(device, "billing")], [[2, 2], [1, 1]]);
+    }
+    assert.deepEqual(categoryLists.at(-1), laptop.client.categoryCounts);
+
+    // The phone opens the inbox: the bell clears on the laptop too, and the notifications stay unread.
+    const seen = await phone.client.markAllSeen();
+    assert.deepEqual([seen.count, seen.unseenCount], [3, 0]);
+    assert.equal((await next("ALL_SEEN")).count, 3);
+    for (const device of both) {
+      assert.deepEqual([device.client.unreadCount, device.client.unseenCount], [3, 0]);
+      assert.deepEqual([badges(device, "comments"), badges(device, "billing")], [[2, 0], [1, 0]]);
+    }
+
+    await laptop.client.archive(alice.id);
+    const archived = await next("ARCHIVED");
+    assert.deepEqual([archived.notification.id, archived.notification.archived], [alice.id, true]);
+    for (const device of both) assert.deepEqual([device.client.unreadCount, badges(device, "comments")], [2, [1, 0]]);
+    await phone.client.unarchive(alice.id);
+    assert.equal((await next("UNARCHIVED")).notification.archived, false);
+    for (const device of both) assert.deepEqual(badges(device, "comments"), [2, 0]);
+
+    await laptop.client.markRead(invoice.id);
+    await next("READ");
+    for (const device of both) assert.deepEqual(badges(device, "billing"), [0, 0]);
+    const unread = await phone.client.markUnread(invoice.id);
+    assert.equal(unread.read, false);
+    assert.equal((await next("UNREAD")).notification.read, false);
+    for (const device of both) assert.deepEqual([device.client.unreadCount, badges(device, "billing")], [3, [1, 0]]);
+
+    // Archive all read, up to the last event the phone delivered: only Bob's comment is read.
+    await laptop.client.markRead(bob.id);
+    await next("READ");
+    const all = await phone.client.archiveAllRead();
+    assert.deepEqual([all.count, all.unreadCount, all.unseenCount], [1, 2, 0]);
+    assert.equal((await next("ALL_ARCHIVED")).count, 1);
+    for (const device of both) {
+      const shown = [device.client.unreadCount, badges(device, "comments"), badges(device, "billing")];
+      assert.deepEqual(shown, [2, [1, 0], [1, 0]]);
+    }
+    const archive = await laptop.client.notifications({ filter: { archived: true } });
+    const titles = archive.edges.map(({ node }) => node.title); // the earlier tests' ones after Bob's
+    assert.equal(titles[0], "Bob commented");
+    assert.ok(!titles.includes("Alice commented") && !titles.includes("Invoice ready"), `${titles}`);
+    // And what each device keeps is what the server counts.
+    const { categoryCounts } = await graphql(operations.CategoryCounts, {}, server.userToken);
+    for (const { client } of both) assert.deepEqual(client.categoryCounts, categoryCounts);
+    for (const { events } of both) await events.silent();
+  } finally {
+    await Promise.all(both.map(({ client }) => client.dispose()));
   }
 });
 

@@ -313,6 +313,10 @@ class RedisClusterBackend:
         async with shard.lock:
             if shard.lost or self._routes.get(channel) is not route:
                 return  # the recovery routes it again (or it is no longer wanted)
+            if route.shard is not None:
+                # Routed meanwhile by the other caller (subscribe() and the recovery both route an orphan), maybe to
+                # another node on a newer slot map: a second SSUBSCRIBE there would never be undone.
+                return
             route.shard = shard
             shard.channels.add(channel)
             shard.confirming[channel] += 1

@@ -12,8 +12,12 @@ from sqlmodel import Field, SQLModel
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 MAX_CATEGORY = 64
 MAX_KEY = 200  # idempotency and collapse keys
-# What a list and its counts leave out: deleted and archived notifications (the inbox proper).
+# Deleted and archived notifications are out of the inbox: the unseen index's predicate. Snoozed ones are out too
+# (tidings.store.changes.IN_INBOX); the queries that add that term still use the index.
 IN_INBOX = "deleted_at IS NULL AND archived_at IS NULL"
+# Live notifications with a timer set: a snooze to end, an expiry to come.
+SNOOZED = "snoozed_until IS NOT NULL AND deleted_at IS NULL"
+EXPIRING = "expires_at IS NOT NULL AND deleted_at IS NULL"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -101,6 +105,19 @@ class Notification(SQLModel, table=True):
         ),
         # A category's tab, newest first.
         sa.Index("ix_notifications_user_category", "user_id", "category", "seq"),
+        # The timers (tidings.timers): the next snooze or expiry due, without walking the table.
+        sa.Index(
+            "ix_notifications_snoozed_until",
+            "snoozed_until",
+            postgresql_where=sa.text(SNOOZED),
+            sqlite_where=sa.text(SNOOZED),
+        ),
+        sa.Index(
+            "ix_notifications_expires_at",
+            "expires_at",
+            postgresql_where=sa.text(EXPIRING),
+            sqlite_where=sa.text(EXPIRING),
+        ),
         # The unread notification a create with a collapse key folds into.
         sa.Index(
             "ix_notifications_user_collapse",
@@ -124,6 +141,8 @@ class Notification(SQLModel, table=True):
     seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     category: str | None = Field(default=None, max_length=MAX_CATEGORY)
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     idempotency_key: str | None = Field(default=None, max_length=200)
     request_hash: str | None = Field(default=None, max_length=64)
     collapse_key: str | None = Field(default=None, max_length=MAX_KEY)

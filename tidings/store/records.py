@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,9 @@ class EventKind(StrEnum):
     ARCHIVED = "ARCHIVED"
     UNARCHIVED = "UNARCHIVED"
     ALL_ARCHIVED = "ALL_ARCHIVED"
+    SNOOZED = "SNOOZED"
+    UNSNOOZED = "UNSNOOZED"
+    EXPIRED = "EXPIRED"
     UPDATED = "UPDATED"
     PREFERENCES = "PREFERENCES"
     BULK_DELETED = "BULK_DELETED"
@@ -49,6 +52,8 @@ class NotificationRecord:
     seen_at: datetime | None
     archived_at: datetime | None
     category: str | None
+    snoozed_until: datetime | None = None  # out of the inbox and its counts until then (tidings.timers)
+    expires_at: datetime | None = None  # then it expires: deleted by the timer, with an EXPIRED event
     collapse_key: str | None = None
     collapsed_count: int = 0  # creates folded into it after the first (collapse keys)
     updated_at: datetime | None = None  # when a create last folded into it
@@ -68,6 +73,8 @@ class NotificationRecord:
             "seen_at": _iso(self.seen_at),
             "archived_at": _iso(self.archived_at),
             "category": self.category,
+            "snoozed_until": _iso(self.snoozed_until),
+            "expires_at": _iso(self.expires_at),
             "collapse_key": self.collapse_key,
             "collapsed_count": self.collapsed_count,
             "updated_at": _iso(self.updated_at),
@@ -91,6 +98,8 @@ class NotificationRecord:
             seen_at=_datetime(raw["seen_at"]) if "seen_at" in raw else read_at,
             archived_at=_datetime(raw.get("archived_at")),
             category=raw.get("category"),
+            snoozed_until=_datetime(raw.get("snoozed_until")),
+            expires_at=_datetime(raw.get("expires_at")),
             # Snapshots from before collapse keys (migration 0004): none was collapsed.
             collapse_key=raw.get("collapse_key"),
             collapsed_count=raw.get("collapsed_count", 0),
@@ -137,6 +146,9 @@ class FeedEvent:
     up_to_seq: int | None = None  # ALL_*: notifications created at or before this position were changed
     count: int | None = None  # ALL_*: how many were changed
     category_counts: tuple[CategoryCounts, ...] = ()  # of each category it changed, right after it, by name
+    # Wall-clock time its mutation published it after commit: carried by live wake-ups only, for the delivery latency
+    # (tidings_delivery_latency_seconds). Not part of what the event is: replayed and live compare equal.
+    committed_at: float | None = field(default=None, compare=False)
     muted_categories: tuple[str, ...] | None = None  # PREFERENCES: the user's muted categories after it
     deleted: DeleteFilter | None = None  # BULK_DELETED: which notifications up to `up_to_seq` it deleted
 
@@ -157,6 +169,7 @@ class FeedEvent:
                 "up_to_seq": self.up_to_seq,
                 "count": self.count,
                 "category_counts": category_counts_to_json(self.category_counts),
+                "committed_at": self.committed_at,
                 "muted_categories": muted_to_json(self.muted_categories),
                 "deleted": self.deleted.to_json() if self.deleted is not None else None,
             }
@@ -176,6 +189,7 @@ class FeedEvent:
             up_to_seq=raw["up_to_seq"],
             count=raw["count"],
             category_counts=category_counts_from_json(raw.get("category_counts")),
+            committed_at=raw.get("committed_at"),
             muted_categories=muted_from_json(raw.get("muted_categories")),
             deleted=DeleteFilter.from_json(raw.get("deleted")),
         )

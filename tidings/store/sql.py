@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 import orjson
 import sqlalchemy as sa
 import sqlalchemy.exc
+import sqlalchemy.pool
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,6 +30,7 @@ from tidings.store.changes import (
     ALL_ARCHIVED,
     ALL_READ,
     ALL_SEEN,
+    IN_INBOX,
     LIVE,
     UNREAD,
     BulkChange,
@@ -35,9 +38,14 @@ from tidings.store.changes import (
     archiving,
     counted,
     counts_by_category,
+    due,
+    due_at,
+    expired,
     marking_read,
     marking_unread,
+    snoozing,
     unarchiving,
+    unsnoozing,
 )
 from tidings.store.engine import WRITE_OPTION, create_statement_pool
 from tidings.store.models import category_counts, collapsed_creates, events, feeds, meta_table, notifications
@@ -62,6 +70,7 @@ from tidings.store.records import (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 EPOCH_KEY = "feed_epoch"
 PURGE_BATCH = 5000  # rows per retention transaction (TIDINGS_RETENTION_BATCH_SIZE)
@@ -131,6 +140,8 @@ _NOTIFICATION_COLUMNS = (
     notifications.c.collapsed_count,
     notifications.c.updated_at,
     notifications.c.muted,
+    notifications.c.snoozed_until,
+    notifications.c.expires_at,
 )
 
 
@@ -138,30 +149,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-_unfinished: set[asyncio.Task[Any]] = set()  # reads whose caller was cancelled, until they are done
+def _to_the_end(
+    call: Callable[Concatenate[SqlStore, P], Awaitable[T]],
+) -> Callable[Concatenate[SqlStore, P], Awaitable[T]]:
+    """Run a store call on the SQLAlchemy engine to its end even when its caller is cancelled; the caller still sees
+    its cancellation at once.
 
-
-async def _finished_even_if_cancelled(read: Coroutine[Any, Any, T]) -> T:
-    """Run a SQLite read to its end even when its caller is cancelled (a subscription that closes mid-read).
-
-    A read cancelled inside SQLAlchemy's aiosqlite adapter invalidates its connection, and the adapter's graceful
-    close is then left pending forever ("Task was destroyed but it is pending"); finishing the read returns the
-    connection to the pool instead. The caller still sees its cancellation at once.
+    A cancellation inside SQLAlchemy's async adapters invalidates the connection, and a second one (a closing
+    WebSocket cancels its operations more than once) lands in the adapter's graceful close: aiosqlite's is then left
+    pending forever ("Task was destroyed but it is pending"), asyncpg's connection is dropped with a future nobody
+    reads ("Future exception was never retrieved"). Finishing the call returns the connection to the pool instead.
+    The statements on the asyncpg pool need none of this: asyncpg cancels a query and releases its connection itself.
     """
-    task = asyncio.ensure_future(read)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if not task.done():
-            _unfinished.add(task)
-            task.add_done_callback(_forget_unfinished)
-        raise
 
+    @functools.wraps(call)
+    async def finishing(store: SqlStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.ensure_future(call(store, *args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            store._unfinished.add(task)
+            task.add_done_callback(store._forget_unfinished)
+            raise
 
-def _forget_unfinished(task: asyncio.Task[Any]) -> None:
-    _unfinished.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: nobody waits for it any more
+    return finishing
 
 
 def _new_record(
@@ -174,6 +185,7 @@ def _new_record(
     category: str | None,
     collapse_key: str | None = None,
     *,
+    expires_at: datetime | None = None,
     muted: bool = False,
 ) -> NotificationRecord:
     now = _now()
@@ -192,6 +204,7 @@ def _new_record(
         category=category,
         collapse_key=collapse_key,
         muted=muted,
+        expires_at=expires_at,
     )
 
 
@@ -214,6 +227,8 @@ def _record(row: Any) -> NotificationRecord:
         seen_at=row.seen_at,
         archived_at=row.archived_at,
         category=row.category,
+        snoozed_until=row.snoozed_until,
+        expires_at=row.expires_at,
         collapse_key=row.collapse_key,
         collapsed_count=row.collapsed_count,
         updated_at=row.updated_at,
@@ -259,6 +274,7 @@ class SqlStore:
         # One snapshot for every read of a request (PostgreSQL's default gives each statement its own).
         self._reader = engine.execution_options(isolation_level="REPEATABLE READ") if self._is_postgres else engine
         self._epoch: str | None = None
+        self._unfinished: set[asyncio.Task[Any]] = set()  # calls whose caller was cancelled, until they are done
 
     @property
     def engine(self) -> AsyncEngine:
@@ -284,6 +300,8 @@ class SqlStore:
             )
 
     async def close(self) -> None:
+        if self._unfinished:  # each is bounded by the statement and pool timeouts
+            await asyncio.wait(set(self._unfinished), timeout=self._timeout + self._statement_timeout)
         if self._statements is not None:
             statements, self._statements = self._statements, None
             try:
@@ -292,6 +310,26 @@ class SqlStore:
                 statements.terminate()
         await self._engine.dispose()
 
+    def connections(self) -> dict[tuple[str, str], int]:
+        """Pooled connections by pool ("engine": SQLAlchemy's; "statements": the asyncpg pool of the hot path) and
+        state ("in_use", "idle")."""
+        counts: dict[tuple[str, str], int] = {}
+        pool = self._engine.pool
+        if isinstance(pool, sa.pool.QueuePool):  # what create_engine makes for a database file or server
+            counts["engine", "in_use"] = pool.checkedout()
+            counts["engine", "idle"] = pool.checkedin()
+        if self._statements is not None:
+            idle = self._statements.get_idle_size()
+            counts["statements", "in_use"] = self._statements.get_size() - idle
+            counts["statements", "idle"] = idle
+        return counts
+
+    def _forget_unfinished(self, task: asyncio.Task[Any]) -> None:
+        self._unfinished.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: nobody waits for it any more
+
+    @_to_the_end
     async def ping(self) -> None:
         async with self._engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
@@ -426,49 +464,43 @@ class SqlStore:
         idempotency_key: str | None = None,
         category: str | None = None,
         collapse_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[NotificationRecord, FeedEvent | None]:
         """Create a notification; a repeated idempotency key returns the original and no event.
 
         With a collapse key, while an unread notification of the user in the inbox has the same key and category,
-        the create folds into it instead (`_collapse`, an UPDATED event).
+        the create folds into it instead (`_collapse`, an UPDATED event). `expires_at` is not part of the idempotency
+        payload: a retry that computes it afresh is still the same request.
         """
-        if self._is_postgres and idempotency_key is None and collapse_key is None:
+        if self._is_postgres and idempotency_key is None and collapse_key is None and expires_at is None:
             return await self._create_in_one_statement(
                 user_id=user_id, type=type, title=title, message=message, data=data, category=category
             )
-        async with self._write() as conn:
-            position = await self._lock_feed(conn, user_id)
-            return await self._create_locked(
-                conn,
-                position,
-                await self._muted(conn, user_id) if category is not None else (),
-                user_id=user_id,
-                type=type,
-                title=title,
-                message=message,
-                data=data,
-                idempotency_key=idempotency_key,
-                category=category,
-                collapse_key=collapse_key,
-            )
+        item: dict[str, Any] = {"type": type, "title": title, "message": message, "data": data}
+        item |= {"idempotency_key": idempotency_key, "category": category, "collapse_key": collapse_key}
+        item |= {"expires_at": expires_at}
+        return (await self.create_many(user_id=user_id, items=[item], batch=False))[0]
 
+    @_to_the_end
     async def create_many(
-        self, *, user_id: str, items: Sequence[Mapping[str, Any]]
+        self, *, user_id: str, items: Sequence[Mapping[str, Any]], batch: bool = True
     ) -> list[tuple[NotificationRecord, FeedEvent | None]]:
         """Create a user's notifications in order, in one transaction: all of them or, on any error, none.
 
         Each item is the keyword arguments of `create_notification` but `user_id`; idempotency and collapse keys
-        behave as they would one by one (a key repeated in the batch is the same answer as its first use).
+        behave as they would one by one (a key repeated in the batch is the same answer as its first use). In a
+        batch, an idempotency conflict names its item.
         """
         results: list[tuple[NotificationRecord, FeedEvent | None]] = []
         async with self._write() as conn:
             position = await self._lock_feed(conn, user_id)
-            muted = await self._muted(conn, user_id)  # nothing changes it while the feed lock is held
+            # Nothing changes them while the feed lock is held; a single create without a category needs none.
+            muted = await self._muted(conn, user_id) if batch or items[0].get("category") is not None else ()
             for index, item in enumerate(items):
                 try:
                     record, event = await self._create_locked(conn, position, muted, user_id=user_id, **item)
                 except IdempotencyConflict as error:
-                    raise IdempotencyConflict(str(error), item=index) from None
+                    raise IdempotencyConflict(str(error), item=index if batch else None) from None
                 if event is not None:
                     position = FeedPosition(event.seq, event.unread_count, event.unseen_count)
                 results.append((record, event))
@@ -488,6 +520,7 @@ class SqlStore:
         idempotency_key: str | None = None,
         category: str | None = None,
         collapse_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[NotificationRecord, FeedEvent | None]:
         """One create at the next position of a feed locked by the caller (the general path of every create)."""
         request_hash = _request_hash(type, title, message, data, category, collapse_key)
@@ -502,7 +535,7 @@ class SqlStore:
                 conn,
                 position,
                 user_id=user_id,
-                fields={"type": type, "title": title, "message": message, "data": data},
+                fields={"type": type, "title": title, "message": message, "data": data, "expires_at": expires_at},
                 category=category,
                 collapse_key=collapse_key,
                 idempotency_key=idempotency_key,
@@ -510,7 +543,18 @@ class SqlStore:
             )
             if collapsed is not None:
                 return collapsed
-        record = _new_record(user_id, position.seq + 1, type, title, message, data, category, collapse_key, muted=muted)
+        record = _new_record(
+            user_id,
+            position.seq + 1,
+            type,
+            title,
+            message,
+            data,
+            category,
+            collapse_key,
+            expires_at=expires_at,
+            muted=muted,
+        )
         await conn.execute(
             notifications.insert().values(
                 id=record.id,
@@ -525,6 +569,7 @@ class SqlStore:
                 seen_at=record.seen_at,
                 muted=muted,
                 category=category,
+                expires_at=expires_at,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 collapse_key=collapse_key,
@@ -715,6 +760,7 @@ class SqlStore:
             raise NotFound  # deleted between the lookup and the lock
         return _record(row)
 
+    @_to_the_end
     async def _change(
         self, *, notification_id: str, owner: str | None, kind: EventKind, change: Change
     ) -> tuple[NotificationRecord, FeedEvent | None]:
@@ -771,6 +817,7 @@ class SqlStore:
             notification_id=notification_id, owner=owner, kind=EventKind.UNARCHIVED, change=unarchiving
         )
 
+    @_to_the_end
     async def delete(self, *, notification_id: str, owner: str | None) -> tuple[NotificationRecord, FeedEvent]:
         """Delete one notification (kept as a tombstone); the event carries its last state."""
         user_id = await self._owner_of(notification_id, owner)
@@ -790,6 +837,81 @@ class SqlStore:
             )
         return current, event
 
+    # -- the timers: snooze and expiry ----------------------------------------------------------------------------
+
+    async def snooze(
+        self, *, notification_id: str, owner: str | None, until: datetime
+    ) -> tuple[NotificationRecord, FeedEvent | None]:
+        """Take one notification out of the inbox and its counts until `until` (fire_due brings it back)."""
+        return await self._change(
+            notification_id=notification_id, owner=owner, kind=EventKind.SNOOZED, change=snoozing(until)
+        )
+
+    async def fire_due(self, *, now: datetime, limit: int) -> list[FeedEvent]:
+        """End the snoozes and expiries due at `now`, at most `limit`: one UNSNOOZED or EXPIRED event each.
+
+        Exactly once however many processes call it: the rows found due are read again under their user's feed
+        lock, and one that another process fired meanwhile (its snooze cleared, or deleted) is no longer due.
+        """
+        by_user: dict[str, list[str]] = {}
+        for user_id, notification_id in await self._due(now, limit):
+            by_user.setdefault(user_id, []).append(notification_id)
+        fired: list[FeedEvent] = []
+        for user_id, ids in sorted(by_user.items()):
+            fired.extend(await self._fire_for(user_id, ids, now))
+        return fired
+
+    @_to_the_end
+    async def _due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(user, notification) of at most `limit` timers due at `now`, read outside any lock."""
+        async with self._engine.connect() as conn:
+            query = sa.select(notifications.c.user_id, notifications.c.id).where(due(now)).limit(limit)
+            return [(row.user_id, row.id) for row in await conn.execute(query)]
+
+    @_to_the_end
+    async def _fire_for(self, user_id: str, ids: list[str], now: datetime) -> list[FeedEvent]:
+        """One user's due timers in one transaction, in the order they came due."""
+        fired: list[FeedEvent] = []
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            rows = (
+                await conn.execute(
+                    sa.select(*_NOTIFICATION_COLUMNS).where(
+                        notifications.c.user_id == user_id, notifications.c.id.in_(ids), due(now)
+                    )
+                )
+            ).all()
+            for current in sorted((_record(row) for row in rows), key=lambda record: (due_at(record), record.seq)):
+                if expired(current, now):
+                    values: dict[str, Any] = {"deleted_at": now}
+                    kind, record, change = EventKind.EXPIRED, current, Counts() - counted(current)
+                else:
+                    values = unsnoozing(position.seq + 1)
+                    kind, record = EventKind.UNSNOOZED, dataclasses.replace(current, **values)
+                    change = counted(record) - counted(current)
+                await conn.execute(notifications.update().where(notifications.c.id == current.id).values(**values))
+                event = await self._append(
+                    conn, position, user_id=user_id, kind=kind, change=change, notification=record
+                )
+                position = FeedPosition(event.seq, event.unread_count, event.unseen_count)
+                fired.append(event)
+        return fired
+
+    @_to_the_end
+    async def next_due(self) -> datetime | None:
+        """When the next snooze ends or expiry comes, of any user; None when no timer is set."""
+        column = notifications.c
+        snoozes = sa.select(sa.func.min(column.snoozed_until)).where(column.snoozed_until.is_not(None), LIVE)
+        expiries = sa.select(sa.func.min(column.expires_at)).where(column.expires_at.is_not(None), LIVE)
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(snoozes.scalar_subquery().label("snooze"), expiries.scalar_subquery().label("expiry"))
+                )
+            ).one()
+        times = [time for time in (row.snooze, row.expiry) if time is not None]  # UTCDateTime's, as the columns
+        return min(times) if times else None
+
     async def mark_all_read(self, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
         """Mark read (and seen) every unread notification created at or before `up_to_seq` (all when None)."""
         return await self._change_all(ALL_READ, user_id=user_id, up_to_seq=up_to_seq)
@@ -802,6 +924,7 @@ class SqlStore:
         """Archive every read notification of the inbox created at or before `up_to_seq` (all when None)."""
         return await self._change_all(ALL_ARCHIVED, user_id=user_id, up_to_seq=up_to_seq)
 
+    @_to_the_end
     async def _change_all(self, bulk: BulkChange, *, user_id: str, up_to_seq: int | None) -> MarkAllResult:
         """One bulk action in one event; nothing to change: no event."""
         async with self._write() as conn:
@@ -833,6 +956,7 @@ class SqlStore:
 
     # -- bulk delete ------------------------------------------------------------------------------------------
 
+    @_to_the_end
     async def delete_all(
         self, *, user_id: str, which: DeleteFilter, up_to_seq: int | None, max_rows: int
     ) -> BulkDeleteResult:
@@ -872,10 +996,8 @@ class SqlStore:
             has_more = len(positions) > max_rows
             cut = positions[min(len(positions), max_rows) - 1]
             rows = sa.and_(*matching, notifications.c.seq <= cut)
-            # What the rows count before they go, read under the feed lock (archived ones count nothing).
-            before = (
-                await conn.execute(counts_by_category(sa.and_(rows, notifications.c.archived_at.is_(None))))
-            ).all()
+            # What the rows count before they go, read under the feed lock (archived and snoozed ones count nothing).
+            before = (await conn.execute(counts_by_category(sa.and_(rows, IN_INBOX)))).all()
             count = (await conn.execute(notifications.update().where(rows).values(deleted_at=_now()))).rowcount
             moved = {category: Counts() - Counts(unread, unseen) for category, unread, unseen in before}
             event = await self._append(
@@ -904,6 +1026,7 @@ class SqlStore:
         raw = await conn.scalar(sa.select(feeds.c.muted_categories).where(feeds.c.user_id == user_id))
         return tuple(raw or ())
 
+    @_to_the_end
     async def set_muted_categories(
         self, *, user_id: str, categories: Sequence[str]
     ) -> tuple[tuple[str, ...], FeedPosition, FeedEvent | None]:
@@ -932,6 +1055,7 @@ class SqlStore:
             )
         return muted, FeedPosition(event.seq, event.unread_count, event.unseen_count), event
 
+    @_to_the_end
     async def muted_categories(self, user_id: str) -> tuple[str, ...]:
         async with self._read() as conn:
             return await self._muted(conn, user_id)
@@ -953,12 +1077,14 @@ class SqlStore:
             async with self._driver() as driver:
                 row = await driver.fetchrow(_POSITION, user_id)
             return _feed_position(row)
-        return await _finished_even_if_cancelled(self._sqlite_position(user_id))
+        return await self._sqlite_position(user_id)
 
+    @_to_the_end
     async def _sqlite_position(self, user_id: str) -> FeedPosition:
         async with self._read() as conn:
             return await self._position(conn, user_id)
 
+    @_to_the_end
     async def get_notification(self, notification_id: str, *, owner: str | None) -> NotificationRecord | None:
         query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.id == notification_id, LIVE)
         if owner is not None:
@@ -967,6 +1093,7 @@ class SqlStore:
             row = (await conn.execute(query)).one_or_none()
         return _record(row) if row else None
 
+    @_to_the_end
     async def list_notifications(
         self,
         *,
@@ -977,16 +1104,22 @@ class SqlStore:
         type: NotificationType | None = None,
         archived: bool | None = False,
         category: str | None = None,
+        snoozed: bool | None = False,
     ) -> NotificationPage:
         """Newest first, keyset-paginated by position; counts and feed position from the same snapshot.
 
-        `archived` False (the inbox) leaves archived notifications out, True lists only them, None both.
+        `archived` False (the inbox) leaves archived notifications out, True lists only them, None both; `snoozed`
+        likewise for snoozed ones.
         """
         query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.user_id == user_id, LIVE)
         if archived is True:
             query = query.where(notifications.c.archived_at.is_not(None))
         elif archived is False:
             query = query.where(notifications.c.archived_at.is_(None))
+        if snoozed is True:
+            query = query.where(notifications.c.snoozed_until.is_not(None))
+        elif snoozed is False:
+            query = query.where(notifications.c.snoozed_until.is_(None))
         if category is not None:
             query = query.where(notifications.c.category == category)
         if before_seq is not None:
@@ -1005,6 +1138,7 @@ class SqlStore:
             items=[_record(row) for row in rows[:first]], has_next_page=len(rows) > first, position=position
         )
 
+    @_to_the_end
     async def unread_notifications(self, *, user_id: str, first: int) -> list[NotificationRecord]:
         query = (
             sa.select(*_NOTIFICATION_COLUMNS)
@@ -1015,6 +1149,7 @@ class SqlStore:
         async with self._read() as conn:
             return [_record(row) for row in (await conn.execute(query)).all()]
 
+    @_to_the_end
     async def category_counts(self, user_id: str) -> list[CategoryCounts]:
         """The user's counts in every category it has had a notification in, by category name."""
         query = (
@@ -1031,6 +1166,10 @@ class SqlStore:
         if category is None:
             position = await self.feed_position(user_id)
             return Counts(position.unread_count, position.unseen_count)
+        return await self._category_counts(user_id, category)
+
+    @_to_the_end
+    async def _category_counts(self, user_id: str, category: str) -> Counts:
         query = sa.select(category_counts.c.unread_count, category_counts.c.unseen_count).where(
             category_counts.c.user_id == user_id, category_counts.c.category == category
         )
@@ -1045,8 +1184,9 @@ class SqlStore:
                 records = await driver.fetch(_EVENTS_AFTER, user_id, after_seq, limit)
             # The statement pool's JSON codecs decode snapshots (tidings.store.engine.create_statement_pool).
             return [_event(record, snapshot=record["snapshot"]) for record in records]
-        return await _finished_even_if_cancelled(self._sqlite_events_after(user_id, after_seq, limit))
+        return await self._sqlite_events_after(user_id, after_seq, limit)
 
+    @_to_the_end
     async def _sqlite_events_after(self, user_id: str, after_seq: int, limit: int) -> list[FeedEvent]:
         query = (
             sa.select(events)
@@ -1066,6 +1206,10 @@ class SqlStore:
             async with self._driver() as driver:
                 records = await driver.fetch(_POSITIONS, list(user_ids))
             return {record["user_id"]: record["last_seq"] for record in records}
+        return await self._sqlite_positions(user_ids)
+
+    @_to_the_end
+    async def _sqlite_positions(self, user_ids: Sequence[str]) -> dict[str, int]:
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(sa.select(feeds.c.user_id, feeds.c.last_seq).where(feeds.c.user_id.in_(user_ids)))
@@ -1084,30 +1228,47 @@ class SqlStore:
         old_events = sa.tuple_(events.c.user_id, events.c.seq).in_(
             sa.select(events.c.user_id, events.c.seq).where(events.c.created_at < cutoff).limit(batch_size)
         )
-        old_tombstones = notifications.c.id.in_(
-            sa.select(notifications.c.id).where(notifications.c.deleted_at < cutoff).limit(batch_size)
-        )
-        # The keys of creates that folded into a tombstone go first, with it: a retry with one makes a new notification.
-        old_collapsed_keys = sa.tuple_(collapsed_creates.c.user_id, collapsed_creates.c.idempotency_key).in_(
-            sa.select(collapsed_creates.c.user_id, collapsed_creates.c.idempotency_key)
-            .join(notifications, notifications.c.id == collapsed_creates.c.notification_id)
-            .where(notifications.c.deleted_at < cutoff)
-            .limit(batch_size)
-        )
         removed_events = await self._delete_in_batches(events.delete().where(old_events), batch_size)
-        await self._delete_in_batches(collapsed_creates.delete().where(old_collapsed_keys), batch_size)
-        removed_tombstones = await self._delete_in_batches(notifications.delete().where(old_tombstones), batch_size)
-        return removed_events, removed_tombstones
+        removed_tombstones = 0
+        while True:
+            batch = await self._purge_tombstones(cutoff, batch_size)
+            removed_tombstones += batch
+            if batch < batch_size:
+                return removed_events, removed_tombstones
+            await asyncio.sleep(0)
+
+    @_to_the_end
+    async def _purge_tombstones(self, cutoff: datetime, batch_size: int) -> int:
+        """One batch of tombstones, with the keys of the creates that folded into them (a retry with one of those
+        keys then makes a new notification, as a retry with the tombstone's own key does)."""
+        async with self._write() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        sa.select(notifications.c.id).where(notifications.c.deleted_at < cutoff).limit(batch_size)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return 0
+            await conn.execute(collapsed_creates.delete().where(collapsed_creates.c.notification_id.in_(ids)))
+            return int((await conn.execute(notifications.delete().where(notifications.c.id.in_(ids)))).rowcount)
 
     async def _delete_in_batches(self, statement: sa.Delete, batch_size: int) -> int:
         removed = 0
         while True:
-            async with self._write() as conn:
-                batch = (await conn.execute(statement)).rowcount
+            batch = await self._delete_batch(statement)
             removed += batch
             if batch < batch_size:
                 return removed
             await asyncio.sleep(0)  # let the writers that waited for this batch go first
+
+    @_to_the_end
+    async def _delete_batch(self, statement: sa.Delete) -> int:
+        async with self._write() as conn:
+            return int((await conn.execute(statement)).rowcount)
 
 
 def _feed_position(values: Any) -> FeedPosition:

@@ -2,6 +2,7 @@
 import "./dashboard.css";
 
 import {
+  type CategoryCount,
   type ConnectionState,
   type Notification,
   type NotificationEvent,
@@ -64,28 +65,43 @@ const ui = {
   signInError: $("sign-in-error"),
   workspace: $("workspace"),
   inboxTitle: $("inbox-title"),
+  viewTitle: $("view-title"),
   unreadSummary: $("unread-summary"),
   markAll: $<HTMLButtonElement>("mark-all"),
+  archiveAll: $<HTMLButtonElement>("archive-all"),
+  tabs: $("tabs"),
   list: $<HTMLOListElement>("list"),
   empty: $("empty"),
+  emptyText: $("empty-text"),
   loadMore: $<HTMLButtonElement>("load-more"),
   sendForm: $<HTMLFormElement>("send-form"),
   sendUser: $<HTMLInputElement>("send-user"),
   sendTitle: $<HTMLInputElement>("send-title-input"),
   sendMessage: $<HTMLTextAreaElement>("send-message"),
+  sendCategory: $<HTMLInputElement>("send-category"),
   serviceTokenField: $("service-token-field"),
   serviceToken: $<HTMLTextAreaElement>("service-token"),
   sendStatus: $("send-status"),
 };
 
-/** The inbox as shown: notifications by id (newest first when rendered), the next page, the badge. */
+/** What the list shows: the inbox (all of it, or one category's tab), or the archive. */
+type View = { archived: false; category: string | null } | { archived: true };
+
+/** The list as shown: notifications by id (newest first when rendered), the next page, the badges. */
 const inbox = {
+  view: { archived: false, category: null } as View,
   items: new Map<string, Notification>(),
   endCursor: null as string | null,
   hasNextPage: false,
   unreadCount: 0,
+  unseenCount: 0,
+  categories: [] as readonly CategoryCount[],
   elements: new Map<string, HTMLLIElement>(),
+  tabs: new Map<string, HTMLButtonElement>(), // by key: "all", "archived", "category:<name>"
 };
+/** Events that arrived while a page of the list was on its way: applied on top of it once it is there. */
+let heldEvents: NotificationEvent[] | null = null;
+let reloads = 0;
 
 let session: Session | null = null;
 let client: TidingsClient | null = null;
@@ -101,14 +117,73 @@ function renderConnection(state: ConnectionState): void {
   ui.connection.title = state === "failed" && client?.failure ? `${client.failure.code} ${client.failure.reason}` : "";
 }
 
+const badgeText = (count: number): string => (count > 99 ? "99+" : String(count));
+
+/** The bell shows what is new (unseen); the heading, the tabs and the title what is unread. */
 function renderBadge(): void {
+  const unseen = inbox.unseenCount;
+  ui.badge.hidden = unseen === 0;
+  ui.badge.textContent = badgeText(unseen);
+  ui.bell.setAttribute("aria-label", unseen === 0 ? "Notifications, none new" : `Notifications, ${unseen} new`);
   const count = inbox.unreadCount;
-  ui.badge.hidden = count === 0;
-  ui.badge.textContent = count > 99 ? "99+" : String(count);
-  ui.bell.setAttribute("aria-label", count === 0 ? "Notifications, none unread" : `Notifications, ${count} unread`);
-  ui.unreadSummary.textContent = count === 0 ? "· all read" : `· ${count} unread`;
+  const view = inbox.view;
+  const shown = view.archived ? null : view.category === null ? count : categoryCount(view.category).unreadCount;
+  ui.unreadSummary.textContent = shown === null ? "" : shown === 0 ? "· all read" : `· ${shown} unread`;
   ui.markAll.disabled = count === 0;
+  ui.markAll.hidden = ui.archiveAll.hidden = view.archived;
   document.title = count === 0 ? "tidings · inbox" : `(${count}) tidings · inbox`;
+  renderTabs();
+}
+
+function categoryCount(category: string): CategoryCount {
+  return inbox.categories.find((c) => c.category === category) ?? { category, unreadCount: 0, unseenCount: 0 };
+}
+
+const viewKey = (view: View): string =>
+  view.archived ? "archived" : view.category === null ? "all" : `category:${view.category}`;
+
+/** All, a tab per category the user has had (by name) with its unread badge, Archived; in place, like the list. */
+function renderTabs(): void {
+  const tabs: { key: string; label: string; view: View; unread: number | null }[] = [
+    { key: "all", label: "All", view: { archived: false, category: null }, unread: inbox.unreadCount },
+    ...inbox.categories.map(({ category, unreadCount }) => ({
+      key: `category:${category}`,
+      label: category,
+      view: { archived: false, category } as View,
+      unread: unreadCount,
+    })),
+    { key: "archived", label: "Archived", view: { archived: true }, unread: null },
+  ];
+  const selected = viewKey(inbox.view);
+  tabs.forEach(({ key, label, view, unread }, index) => {
+    let tab = inbox.tabs.get(key);
+    if (!tab) {
+      tab = document.createElement("button");
+      tab.type = "button";
+      tab.className = "tab";
+      tab.setAttribute("role", "tab");
+      tab.setAttribute("aria-controls", "list");
+      tab.innerHTML = `<span class="tab-label"></span><span class="tab-badge" aria-hidden="true"></span>`;
+      tab.querySelector(".tab-label")!.textContent = label;
+      tab.addEventListener("click", () => void choose(view));
+      inbox.tabs.set(key, tab);
+    }
+    tab.dataset.key = key;
+    tab.setAttribute("aria-selected", String(key === selected));
+    tab.tabIndex = key === selected ? 0 : -1;
+    tab.setAttribute("aria-label", unread === null ? label : `${label}, ${unread === 0 ? "none" : unread} unread`);
+    const badge = tab.querySelector<HTMLElement>(".tab-badge")!;
+    badge.hidden = !unread;
+    badge.textContent = badgeText(unread ?? 0);
+    if (ui.tabs.children[index] !== tab) ui.tabs.insertBefore(tab, ui.tabs.children[index] ?? null);
+  });
+  const keys = new Set(tabs.map(({ key }) => key));
+  for (const [key, tab] of inbox.tabs) {
+    if (!keys.has(key)) {
+      tab.remove();
+      inbox.tabs.delete(key);
+    }
+  }
 }
 
 function itemElement(notification: Notification): HTMLLIElement {
@@ -122,14 +197,27 @@ function itemElement(notification: Notification): HTMLLIElement {
         <div class="title-row"><span class="title"></span><time></time></div>
         <p class="message"></p>
       </div>
-      <button type="button" class="mark-read">Mark read</button>`;
-    const button = element.querySelector<HTMLButtonElement>(".mark-read")!;
-    button.addEventListener("click", () => void markRead(notification.id, button));
+      <div class="actions">
+        <button type="button" class="mark-read"></button>
+        <button type="button" class="archive secondary"></button>
+      </div>`;
+    const id = notification.id;
+    const markButton = element.querySelector<HTMLButtonElement>(".mark-read")!;
+    markButton.addEventListener("click", () => {
+      const item = inbox.items.get(id);
+      if (client && item) void act(markButton, item.read ? client.markUnread(id) : client.markRead(id), id);
+    });
+    const archiveButton = element.querySelector<HTMLButtonElement>(".archive")!;
+    archiveButton.addEventListener("click", () => {
+      const item = inbox.items.get(id);
+      if (client && item) void act(archiveButton, item.archived ? client.unarchive(id) : client.archive(id), id);
+    });
     inbox.elements.set(notification.id, element);
   }
   element.dataset.id = notification.id;
   element.dataset.type = notification.type;
   element.classList.toggle("unread", !notification.read);
+  element.classList.toggle("unseen", !notification.seen);
   element.querySelector(".icon")!.textContent = TYPE_ICONS[notification.type];
   element.querySelector(".title")!.textContent = notification.title;
   element.querySelector(".message")!.textContent = notification.message;
@@ -137,8 +225,13 @@ function itemElement(notification: Notification): HTMLLIElement {
   time.dateTime = notification.createdAt;
   time.title = fullTime(notification.createdAt);
   time.textContent = relativeTime(notification.createdAt);
-  const button = element.querySelector<HTMLButtonElement>(".mark-read")!;
-  button.setAttribute("aria-label", `Mark “${notification.title}” read`);
+  const markButton = element.querySelector<HTMLButtonElement>(".mark-read")!;
+  markButton.textContent = notification.read ? "Mark unread" : "Mark read";
+  markButton.setAttribute("aria-label", `Mark “${notification.title}” ${notification.read ? "unread" : "read"}`);
+  const archiveButton = element.querySelector<HTMLButtonElement>(".archive")!;
+  const archiveAction = notification.archived ? "Unarchive" : "Archive";
+  archiveButton.textContent = archiveAction;
+  archiveButton.setAttribute("aria-label", `${archiveAction} “${notification.title}”`);
   return element;
 }
 
@@ -156,6 +249,9 @@ function renderList(): void {
     }
   }
   ui.empty.hidden = ordered.length > 0;
+  ui.emptyText.textContent = inbox.view.archived
+    ? "Nothing archived. Archive what you are done with, and find it here."
+    : "Nothing here yet. Send a test notification and watch it arrive.";
   ui.loadMore.hidden = !inbox.hasNextPage;
 }
 
@@ -173,48 +269,143 @@ function addPage(page: NotificationPage, { replace }: { replace: boolean }): voi
   renderList();
 }
 
+function filter(view: View): { archived: boolean; category?: string | null } {
+  return view.archived ? { archived: true } : { archived: false, category: view.category };
+}
+
+function inView(notification: Notification): boolean {
+  const view = inbox.view;
+  if (view.archived) return notification.archived;
+  return !notification.archived && (view.category === null || notification.category === view.category);
+}
+
+/** Show a notification as an event left it: in this view or not, where its sequence puts it. */
+function upsert(notification: Notification): boolean {
+  let oldest = Infinity;
+  for (const item of inbox.items.values()) oldest = Math.min(oldest, item.sequence);
+  // Older than every item loaded while more pages follow: "Load more" brings it, in its place.
+  const loaded = inbox.items.has(notification.id) || !inbox.hasNextPage || notification.sequence > oldest;
+  if (inView(notification) && loaded) {
+    const arrived = !inbox.items.has(notification.id);
+    inbox.items.set(notification.id, notification);
+    return arrived;
+  }
+  inbox.items.delete(notification.id);
+  return false;
+}
+
+/** Change the items at or before `upTo` (a bulk event's `upToSequence`) that `which` selects. */
+function each(
+  upTo: number | null | undefined,
+  which: (item: Notification) => boolean,
+  change: (item: Notification) => void,
+): void {
+  for (const item of [...inbox.items.values()]) if (item.sequence <= (upTo ?? 0) && which(item)) change(item);
+}
+
 function apply(event: NotificationEvent): void {
+  if (heldEvents) {
+    heldEvents.push(event); // a page is on its way: on top of it, in order
+    return;
+  }
   const notification = event.notification;
+  const now = new Date().toISOString();
+  let arrived: string | null = null;
   switch (event.kind) {
     case "CREATED":
-      if (notification) {
-        inbox.items.set(notification.id, notification);
-        renderList();
-        const element = inbox.elements.get(notification.id);
-        element?.classList.add("arrived");
-        element?.addEventListener("animationend", () => element.classList.remove("arrived"), { once: true });
-      }
+      if (notification && upsert(notification)) arrived = notification.id;
       break;
     case "READ":
-      if (notification && inbox.items.has(notification.id)) inbox.items.set(notification.id, notification);
+    case "UNREAD":
+    case "ARCHIVED":
+    case "UNARCHIVED":
+      if (notification) upsert(notification);
       break;
     case "ALL_READ":
-      for (const item of inbox.items.values()) {
-        if (!item.read && item.sequence <= (event.upToSequence ?? 0)) {
-          inbox.items.set(item.id, { ...item, read: true, readAt: new Date().toISOString() });
-        }
+      each(event.upToSequence, (item) => !item.read, (item) => {
+        inbox.items.set(item.id, { ...item, read: true, readAt: now, seen: true, seenAt: item.seenAt ?? now });
+      });
+      break;
+    case "ALL_SEEN":
+      each(event.upToSequence, (item) => !item.seen, (item) => {
+        inbox.items.set(item.id, { ...item, seen: true, seenAt: now });
+      });
+      break;
+    case "ALL_ARCHIVED":
+      if (inbox.view.archived) {
+        reload().catch(report); // they join the archive, and the event does not list them
+        return;
       }
+      each(event.upToSequence, (item) => item.read, (item) => inbox.items.delete(item.id));
       break;
     case "DELETED":
       if (notification) inbox.items.delete(notification.id);
       break;
     case "RESYNC": // the list was refetched in onResync before this event was delivered
       break;
+    default:
+      // A kind this page does not know yet (snooze's UNSNOOZED, expiry's EXPIRED, a collapse key's UPDATED are
+      // coming): an event of one notification carries it as it is now; for any other, ask for the list again.
+      if (notification) upsert(notification);
+      else reload().catch(report);
   }
   renderList();
+  if (arrived) {
+    const element = inbox.elements.get(arrived);
+    element?.classList.add("arrived");
+    element?.addEventListener("animationend", () => element.classList.remove("arrived"), { once: true });
+  }
 }
 
-async function reload(current: TidingsClient): Promise<void> {
-  addPage(await current.notifications({ first: PAGE_SIZE }), { replace: true });
-}
-
-async function markRead(id: string, button: HTMLButtonElement): Promise<void> {
+/**
+ * The first page of the view again. Events delivered meanwhile are held and applied on top of it: each carries the
+ * state after it, so applying one the page already shows changes nothing.
+ */
+async function reload(): Promise<void> {
   if (!client) return;
+  const ticket = ++reloads;
+  heldEvents ??= [];
+  let page: NotificationPage;
+  try {
+    page = await client.notifications({ first: PAGE_SIZE, filter: filter(inbox.view) });
+  } catch (error) {
+    if (ticket === reloads) heldEvents = null;
+    throw error;
+  }
+  if (ticket !== reloads) return; // a later reload (another tab chosen) holds the events now
+  addPage(page, { replace: true });
+  const held = heldEvents ?? [];
+  heldEvents = null;
+  for (const event of held) apply(event);
+}
+
+function setView(view: View): void {
+  inbox.view = view;
+  ui.viewTitle.textContent = view.archived ? "Archived" : view.category === null ? "Inbox" : `Inbox · ${view.category}`;
+}
+
+async function choose(view: View): Promise<void> {
+  if (viewKey(view) === viewKey(inbox.view)) return;
+  setView(view);
+  inbox.items.clear();
+  inbox.hasNextPage = false;
+  renderList();
+  renderBadge();
+  inbox.tabs.get(viewKey(view))?.focus();
+  await reload().catch(report);
+}
+
+/** Run one item's action; what the server answers shows at once, and the event brings it to the other devices. */
+async function act(
+  button: HTMLButtonElement,
+  action: Promise<Partial<Notification> & { id: string }>,
+  id: string,
+): Promise<void> {
   button.disabled = true;
   try {
-    const result = await client.markRead(id);
+    const result = await action;
     const item = inbox.items.get(id);
-    if (item) inbox.items.set(id, { ...item, ...result });
+    if (item) upsert({ ...item, ...result });
     renderList();
   } catch (error) {
     report(error);
@@ -235,11 +426,36 @@ async function markAllRead(): Promise<void> {
   }
 }
 
+async function archiveAllRead(): Promise<void> {
+  if (!client) return;
+  ui.archiveAll.disabled = true;
+  try {
+    await client.archiveAllRead(); // up to the last event shown, like "Mark all read"
+  } catch (error) {
+    report(error);
+  } finally {
+    ui.archiveAll.disabled = false;
+  }
+}
+
+/** The bell opens the inbox: what it shows is seen now, on every device (one ALL_SEEN clears their bells). */
+async function openInbox(): Promise<void> {
+  ui.inboxTitle.scrollIntoView({ behavior: "smooth", block: "start" });
+  ui.inboxTitle.focus({ preventScroll: true });
+  if (!client || inbox.unseenCount === 0) return;
+  try {
+    await client.markAllSeen(); // upTo: the cursor of the last event shown, as a list's feedCursor
+  } catch (error) {
+    report(error);
+  }
+}
+
 async function loadMore(): Promise<void> {
   if (!client || !inbox.endCursor) return;
   ui.loadMore.disabled = true;
   try {
-    addPage(await client.notifications({ first: PAGE_SIZE, after: inbox.endCursor }), { replace: false });
+    const page = await client.notifications({ first: PAGE_SIZE, after: inbox.endCursor, filter: filter(inbox.view) });
+    addPage(page, { replace: false });
   } catch (error) {
     report(error);
   } finally {
@@ -303,7 +519,7 @@ async function open(next: Session): Promise<void> {
   client = new TidingsClient({
     url: GRAPHQL_URL,
     getToken,
-    onResync: () => (client ? reload(client) : undefined),
+    onResync: () => reload(),
     onError: (error) => console.info("tidings: connection", error),
   });
   client.onStateChange(renderConnection);
@@ -311,10 +527,19 @@ async function open(next: Session): Promise<void> {
     inbox.unreadCount = count ?? 0;
     renderBadge();
   });
+  client.onUnseenCount((count) => {
+    inbox.unseenCount = count ?? 0;
+    renderBadge();
+  });
+  client.onCategoryCounts((categories) => {
+    inbox.categories = categories;
+    renderBadge();
+  });
   client.onEvent(apply);
   let page: NotificationPage;
   try {
-    page = await client.notifications({ first: PAGE_SIZE });
+    page = await client.notifications({ first: PAGE_SIZE, filter: filter(inbox.view) });
+    await client.fetchCategoryCounts(); // after the list: the events after its cursor bring them up to date
   } catch (error) {
     await signOut(error instanceof TidingsError && error.code === "UNAUTHENTICATED" ? "That token was refused." : error);
     return;
@@ -322,8 +547,9 @@ async function open(next: Session): Promise<void> {
   saveSession(next);
   addPage(page, { replace: true });
   inbox.unreadCount = page.unreadCount;
+  inbox.unseenCount = page.unseenCount;
   renderBadge();
-  client.start({ after: page.feedCursor, unreadCount: page.unreadCount });
+  client.start({ after: page.feedCursor, unreadCount: page.unreadCount, unseenCount: page.unseenCount });
 
   ui.accountName.textContent = next.user;
   ui.sendUser.value = next.user;
@@ -337,6 +563,9 @@ async function signOut(reason?: unknown): Promise<void> {
   session = null;
   clearSession();
   inbox.items.clear();
+  inbox.categories = [];
+  heldEvents = null;
+  setView({ archived: false, category: null });
   renderList();
   renderConnection("stopped");
   ui.signInError.textContent = reason === undefined ? "" : reason instanceof Error ? reason.message : String(reason);
@@ -364,6 +593,7 @@ async function send(): Promise<void> {
           type,
           title: ui.sendTitle.value,
           message: ui.sendMessage.value,
+          category: ui.sendCategory.value.trim() || null,
         },
       },
     }),
@@ -405,10 +635,17 @@ async function main(): Promise<void> {
   });
   ui.signOut.addEventListener("click", () => void signOut());
   ui.markAll.addEventListener("click", () => void markAllRead());
+  ui.archiveAll.addEventListener("click", () => void archiveAllRead());
   ui.loadMore.addEventListener("click", () => void loadMore());
-  ui.bell.addEventListener("click", () => {
-    ui.inboxTitle.scrollIntoView({ behavior: "smooth", block: "start" });
-    ui.inboxTitle.focus({ preventScroll: true });
+  ui.bell.addEventListener("click", () => void openInbox());
+  ui.tabs.addEventListener("keydown", (event) => {
+    // Arrow keys move between tabs (the WAI-ARIA tabs pattern); Tab leaves the list of them.
+    const tabs = [...ui.tabs.querySelectorAll<HTMLButtonElement>(".tab")];
+    const at = tabs.findIndex((tab) => tab.dataset.key === viewKey(inbox.view));
+    const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+    if (step === 0 || at === -1) return;
+    event.preventDefault();
+    tabs[(at + step + tabs.length) % tabs.length]?.click();
   });
   ui.sendForm.addEventListener("submit", (event) => {
     event.preventDefault();

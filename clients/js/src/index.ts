@@ -7,13 +7,19 @@ import { CloseCode, type Client as WsClient, createClient } from "graphql-ws";
 
 import * as operations from "./generated/operations.js";
 import type {
+  ArchiveAllReadMutation,
+  ArchiveNotificationMutation,
+  CategoryCountsQuery,
   MarkAllNotificationsReadMutation,
+  MarkAllNotificationsSeenMutation,
   MarkNotificationReadMutation,
+  MarkNotificationUnreadMutation,
   NotificationEventsSubscription,
   NotificationEventsSubscriptionVariables,
   NotificationsQuery,
   NotificationsQueryVariables,
   TypedDocumentString,
+  UnarchiveNotificationMutation,
 } from "./generated/operations.js";
 
 /**
@@ -33,6 +39,10 @@ export type EventKind = operations.NotificationEventKind;
 /** A page of the list (`Notifications.graphql`): subscribe after its `feedCursor` to miss nothing after it. */
 export type NotificationPage = NotificationsQuery["notifications"];
 export type MarkAllReadResult = MarkAllNotificationsReadMutation["markAllNotificationsRead"];
+export type MarkAllSeenResult = MarkAllNotificationsSeenMutation["markAllNotificationsSeen"];
+export type ArchiveAllResult = ArchiveAllReadMutation["archiveAllRead"];
+/** One category's badges: its unread and unseen counts (archived notifications not counted). */
+export type CategoryCount = CategoryCountsQuery["categoryCounts"][number];
 
 /**
  * `stopped` before `start()` and after `stop()`; `resyncing` while the `onResync` refetch runs; `failed` after a
@@ -108,6 +118,13 @@ export interface StartOptions {
   after?: string | null;
   /** The unread count read with that list, until the first event brings a newer one. */
   unreadCount?: number | null;
+  /** The unseen count (the bell) read with that list, until the first event brings a newer one. */
+  unseenCount?: number | null;
+  /**
+   * The categories' counts (`CategoryCounts.graphql`), read after that list: events after its cursor then bring each
+   * category they change up to date (their `categoryCounts` hold the counts right after them).
+   */
+  categoryCounts?: readonly CategoryCount[];
 }
 
 type Listener<T> = (value: T) => void;
@@ -164,12 +181,16 @@ export class TidingsClient {
   readonly #events = new Set<Listener<NotificationEvent>>();
   readonly #states = new Set<Listener<ConnectionState>>();
   readonly #counts = new Set<Listener<number | null>>();
+  readonly #unseenCounts = new Set<Listener<number | null>>();
+  readonly #categoryListeners = new Set<Listener<readonly CategoryCount[]>>();
   readonly #seen = new Set<string>(); // insertion-ordered: the oldest cursor is forgotten first
   #state: ConnectionState = "stopped";
   #failure: Failure | null = null;
   #connectionToken: string | null = null; // the token sent on the last connection: a 4403 refused it
   #nextToken: string | null = null; // fresh token from getToken(refused), for the next connection
   #unreadCount: number | null = null;
+  #unseenCount: number | null = null;
+  #categoryCounts = new Map<string, CategoryCount>();
   #delivered: string | null = null; // cursor of the last event handed to listeners
   #received: string | null = null; // cursor of the last event received (possibly still queued): resume after it
   #running = false;
@@ -226,6 +247,20 @@ export class TidingsClient {
     return this.#unreadCount;
   }
 
+  /** The unseen count (the bell's badge) after the last event delivered (or the one passed to `start`). */
+  get unseenCount(): number | null {
+    return this.#unseenCount;
+  }
+
+  /**
+   * Every category the user has had a notification in, by name, with its unread and unseen counts as of the last event
+   * delivered: from `start({ categoryCounts })` or `fetchCategoryCounts()`, then kept by the events (a new category
+   * appears with its first notification; a `RESYNC` fetches them all again).
+   */
+  get categoryCounts(): readonly CategoryCount[] {
+    return [...this.#categoryCounts.values()].sort((a, b) => (a.category < b.category ? -1 : 1));
+  }
+
   /** The cursor of the last event delivered: keep it to resume later with `start({ after })`. */
   get cursor(): string | null {
     return this.#delivered;
@@ -244,13 +279,24 @@ export class TidingsClient {
     return this.#listen(this.#counts, listener);
   }
 
+  onUnseenCount(listener: Listener<number | null>): () => void {
+    return this.#listen(this.#unseenCounts, listener);
+  }
+
+  /** Called with every category's counts (`categoryCounts`) whenever one of them changes. */
+  onCategoryCounts(listener: Listener<readonly CategoryCount[]>): () => void {
+    return this.#listen(this.#categoryListeners, listener);
+  }
+
   /** Start following the user's events (again, after `stop()` or a failure). */
-  start({ after, unreadCount }: StartOptions = {}): void {
+  start({ after, unreadCount, unseenCount, categoryCounts }: StartOptions = {}): void {
     if (this.#running) return;
     this.#failure = null;
     this.#attempt = 0;
     if (after !== undefined) this.#delivered = this.#received = after;
     if (unreadCount !== undefined) this.#setUnreadCount(unreadCount);
+    if (unseenCount !== undefined) this.#setUnseenCount(unseenCount);
+    if (categoryCounts !== undefined) this.#setCategoryCounts(categoryCounts, { replace: true });
     this.#running = true;
     this.#setState("connecting");
     this.#subscribe();
@@ -285,6 +331,43 @@ export class TidingsClient {
    */
   async markAllRead(upTo: string | null = this.#delivered): Promise<MarkAllReadResult> {
     return (await this.request(operations.MarkAllNotificationsRead, { upTo })).markAllNotificationsRead;
+  }
+
+  /** Mark one notification unread again (it stays seen); every device gets `UNREAD`. */
+  async markUnread(id: string): Promise<MarkNotificationUnreadMutation["markNotificationUnread"]> {
+    return (await this.request(operations.MarkNotificationUnread, { id })).markNotificationUnread;
+  }
+
+  /**
+   * The inbox was opened: mark seen what the user has seen, up to `upTo` (by default the last event delivered), to
+   * clear the bell on every device (one `ALL_SEEN`). They stay unread.
+   */
+  async markAllSeen(upTo: string | null = this.#delivered): Promise<MarkAllSeenResult> {
+    return (await this.request(operations.MarkAllNotificationsSeen, { upTo })).markAllNotificationsSeen;
+  }
+
+  /** Move one notification out of the inbox and its counts; every device gets `ARCHIVED`. */
+  async archive(id: string): Promise<ArchiveNotificationMutation["archiveNotification"]> {
+    return (await this.request(operations.ArchiveNotification, { id })).archiveNotification;
+  }
+
+  /** Bring an archived notification back to the inbox; every device gets `UNARCHIVED`. */
+  async unarchive(id: string): Promise<UnarchiveNotificationMutation["unarchiveNotification"]> {
+    return (await this.request(operations.UnarchiveNotification, { id })).unarchiveNotification;
+  }
+
+  /** Archive the read notifications up to `upTo` (by default the last event delivered): one `ALL_ARCHIVED`. */
+  async archiveAllRead(upTo: string | null = this.#delivered): Promise<ArchiveAllResult> {
+    return (await this.request(operations.ArchiveAllRead, { upTo })).archiveAllRead;
+  }
+
+  /**
+   * Read every category's counts (`CategoryCounts.graphql`) and keep them as `categoryCounts` from now on. Read them
+   * after the list whose cursor you `start` after, so that the events replayed after it are newer than what was read.
+   */
+  async fetchCategoryCounts(): Promise<readonly CategoryCount[]> {
+    this.#setCategoryCounts((await this.request(operations.CategoryCounts)).categoryCounts, { replace: true });
+    return this.categoryCounts;
   }
 
   /**
@@ -429,6 +512,8 @@ export class TidingsClient {
     if (event.kind === "RESYNC") await this.#resync(event);
     this.#delivered = event.cursor;
     this.#setUnreadCount(event.unreadCount);
+    this.#setUnseenCount(event.unseenCount);
+    this.#setCategoryCounts(event.categoryCounts, { replace: false });
     for (const listener of [...this.#events]) {
       try {
         listener(event);
@@ -440,11 +525,9 @@ export class TidingsClient {
 
   async #resync(event: NotificationEvent | null): Promise<void> {
     this.#setState("resyncing");
-    try {
-      await this.#options.onResync?.(event);
-    } catch (error) {
-      this.#report(error);
-    }
+    // The missed events changed categories we cannot name: read them all again, beside the app's refetch.
+    const settled = await Promise.allSettled([this.fetchCategoryCounts(), this.#options.onResync?.(event)]);
+    for (const result of settled) if (result.status === "rejected") this.#report(result.reason);
     if (this.#running) this.#setState(this.#connected ? "live" : "reconnecting");
   }
 
@@ -458,6 +541,27 @@ export class TidingsClient {
     if (count === this.#unreadCount) return;
     this.#unreadCount = count;
     for (const listener of [...this.#counts]) listener(count);
+  }
+
+  #setUnseenCount(count: number | null): void {
+    if (count === this.#unseenCount) return;
+    this.#unseenCount = count;
+    for (const listener of [...this.#unseenCounts]) listener(count);
+  }
+
+  /** Take `counts` as they are now: all of them (`replace`), or those an event changed. */
+  #setCategoryCounts(counts: readonly CategoryCount[], { replace }: { replace: boolean }): void {
+    const changed = (count: CategoryCount) => {
+      const kept = this.#categoryCounts.get(count.category);
+      return kept?.unreadCount !== count.unreadCount || kept.unseenCount !== count.unseenCount;
+    };
+    if (!(replace && counts.length !== this.#categoryCounts.size) && !counts.some(changed)) return;
+    if (replace) this.#categoryCounts.clear();
+    for (const { category, unreadCount, unseenCount } of counts) {
+      this.#categoryCounts.set(category, { category, unreadCount, unseenCount });
+    }
+    const snapshot = this.categoryCounts;
+    for (const listener of [...this.#categoryListeners]) listener(snapshot);
   }
 
   #listen<T>(listeners: Set<Listener<T>>, listener: Listener<T>): () => void {

@@ -8,7 +8,7 @@ Bulk delete: the filter a BULK_DELETED event deleted by.
 Existing notifications were never collapsed (no key, a count of 0, never updated) nor muted; nobody muted anything.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from tidings.store.models import UTCDateTime
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
