@@ -198,3 +198,14 @@ async def test_migration_0004_brings_rows_forward_from_0002(database_url: str) -
         assert (await _create(store, bob, "quiet", category="social"))[0].muted
     finally:
         await store.close()
+
+
+async def test_a_collapse_takes_the_new_expiry_and_a_snoozed_one_is_not_folded_into(store: SqlStore, user: str) -> None:
+    soon, later = datetime.now(UTC) + timedelta(hours=1), datetime.now(UTC) + timedelta(days=1)
+    first, _ = await _create(store, user, "one", collapse_key="k", expires_at=soon)
+    folded, _ = await _create(store, user, "two", collapse_key="k", expires_at=later)
+    assert folded.id == first.id and folded.expires_at == later
+    await store.snooze(notification_id=first.id, owner=user, until=later)
+    fresh, event = await _create(store, user, "three", collapse_key="k")
+    assert fresh.id != first.id and event is not None and event.kind == EventKind.CREATED
+    assert await assert_counts_are_the_recount(store, user) == Counts(1, 1)

@@ -426,7 +426,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=(
-            "Create up to 1,000 notifications in one call (service tokens only), results in input order. Every input "
+            f"Create up to {MAX_BATCH:,} notifications in one call (service tokens only), results in input order. "
+            "Every input "
             "is checked first: one that createNotification would refuse refuses the call, and nothing is written. "
             "Then each user's notifications are written in one transaction, all or none (an error at each of its "
             "inputs' positions, the item null), with one wake-up per user; idempotency and collapse keys work per "
@@ -518,7 +519,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=(
-            "Replace the user's muted categories (at most 100, each a valid category; repeats ignored): a new "
+            f"Replace the user's muted categories (at most {MAX_MUTED_CATEGORIES}, each a valid category; repeats "
+            "ignored): a new "
             "notification in one of them is stored already read and seen, marked `muted`, and not counted, so the "
             "sending service need not know the user's preferences. What has arrived stays as it is. Every device "
             "gets a PREFERENCES event; the same set again: no event. A user sets its own; a service passes `userId`."

@@ -8,7 +8,14 @@ import strawberry
 from strawberry.scalars import JSON
 
 from tidings.cursors import FeedCursor, encode_page_cursor
-from tidings.inputs import MAX_CATEGORY, MAX_DATA_BYTES, MAX_IDEMPOTENCY_KEY, MAX_MESSAGE, MAX_TITLE
+from tidings.inputs import (
+    MAX_CATEGORY,
+    MAX_COLLAPSE_KEY,
+    MAX_DATA_BYTES,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_MESSAGE,
+    MAX_TITLE,
+)
 from tidings.store import records
 
 DateTime = strawberry.scalar(
@@ -285,9 +292,10 @@ class CreateNotificationInput:
     collapse_key: str | None = strawberry.field(
         default=None,
         description=(
-            "At most 200 characters. While the user has an unread notification in the inbox with this key and the "
-            "same category, this create updates that one in place (title, message, type, data; `collapsedCount` + "
-            "1; unseen again; moved to the top) with an UPDATED event instead of adding a row. With an "
+            f"At most {MAX_COLLAPSE_KEY:,} characters. While the user has an unread notification in the inbox with "
+            "this key and the same category, this create updates that one in place (title, message, type, data, "
+            "expiresAt; `collapsedCount` + 1; unseen again; moved to the top) with an UPDATED event instead of adding "
+            "a row. With an "
             "idempotency key, a retry returns that notification and delivers nothing new."
         ),
     )
