@@ -177,11 +177,13 @@ async def test_presence_counts_a_users_sockets_and_remembers_when_they_left(serv
     ):
         online = await until_devices(server, user, 2)
         assert online["online"] is True and online["lastSeenAt"] is not None
-    left = datetime.now(UTC)
+        leaving = datetime.now(UTC)
     offline = await until_devices(server, user, 0)
+    gone = datetime.now(UTC)
     await backend.conn.close()
     assert offline["online"] is False
-    assert datetime.fromisoformat(offline["lastSeenAt"]) <= left
+    # The server stamps the moment it saw the last device go: after the client left, before the client saw it gone.
+    assert leaving <= datetime.fromisoformat(offline["lastSeenAt"]) <= gone
 
 
 async def test_a_user_token_may_not_ask_for_presence(server: ServerProcess, user: str) -> None:

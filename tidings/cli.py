@@ -139,6 +139,44 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats(args: argparse.Namespace) -> int:
+    settings = Settings()
+    rows, consistent = asyncio.run(_read_stats(settings, args.user))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if not consistent:
+        print(
+            "tidings: the kept unread/unseen counts differ from a recount of the rows (a bug or a hand edit); "
+            "clients show the kept ones",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+async def _read_stats(settings: Settings, user: str | None) -> tuple[list[tuple[str, int]], bool]:
+    from tidings import startup
+    from tidings.store import create_engine
+    from tidings.store.stats import state_counts
+
+    if settings.is_sqlite and not settings.sqlite_path.exists():  # never make an empty database by reading one
+        raise startup.StartupError(
+            f"{settings.database_setting}: there is no database at {settings.sqlite_path.resolve()}: run this where "
+            "the server runs, or set TIDINGS_DATA_DIR or TIDINGS_DATABASE_URL as the server has them"
+        )
+    engine = create_engine(settings.db_url, timeout=settings.database_timeout)
+    try:
+        await startup.check_schema(settings, engine)
+        stats = await state_counts(engine, user)
+    finally:
+        await engine.dispose()
+    rows = stats.rows()
+    if user is not None:
+        rows = [(name, value) for name, value in rows if name != "users"]
+    return rows, stats.consistent
+
+
 def export_schema_sdl() -> str:
     from strawberry.printer import print_schema
 
@@ -202,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--service", action="store_true", help="a service token: may create and act for any user")
     token.add_argument("--ttl", type=parse_ttl, default=timedelta(days=1), help="lifetime, e.g. 30m, 12h, 1d (default)")
     token.set_defaults(run=_token)
+
+    stats = commands.add_parser(
+        "stats",
+        help="count notifications per state, events and users in the database",
+        description="Read the database (TIDINGS_DATABASE_URL, or the SQLite database in TIDINGS_DATA_DIR) and print, "
+        "for all users or one, how many notifications are live, in the inbox, unread, unseen, archived, snoozed, "
+        "expiring and deleted, how many events are kept, and the unread/unseen counts the feeds keep (exit 3 when "
+        "they differ from a recount).",
+    )
+    stats.add_argument("user", nargs="?", help="one user id (default: everyone)")
+    stats.set_defaults(run=_stats)
 
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", "-o", default="-", help="file to write (default: standard output)")

@@ -207,6 +207,11 @@ class Settings(BaseSettings):
         return self.db_url.startswith("sqlite")
 
     @property
+    def sqlite_path(self) -> Path:
+        """The SQLite database file (only for a sqlite URL)."""
+        return Path(self.db_url.split(":///", 1)[1])
+
+    @property
     def embedded(self) -> bool:
         """The no-servers default: SQLite and in-process fan-out."""
         return self.is_sqlite and self.broadcast_url.startswith("memory://")

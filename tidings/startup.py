@@ -33,16 +33,24 @@ async def prepare_database(settings: Settings) -> None:
 
 async def open_database(settings: Settings, engine: AsyncEngine) -> None:
     """Migrate when configured to, then check that the schema is the one this version of tidings runs on."""
-    try:
-        if settings.should_migrate_on_start:
+    if settings.should_migrate_on_start:
+        try:
             before, after = await migrate.upgrade(engine)
-            if before != after:
-                logger.info(
-                    "database: migrated %s from %s to revision %s",
-                    describe_database(settings),
-                    before or "empty",
-                    after,
-                )
+        except Exception as error:
+            raise database_error(settings, error) from None
+        if before != after:
+            logger.info(
+                "database: migrated %s from %s to revision %s",
+                describe_database(settings),
+                before or "empty",
+                after,
+            )
+    await check_schema(settings, engine)
+
+
+async def check_schema(settings: Settings, engine: AsyncEngine) -> None:
+    """The database answers and is at this version's schema revision; otherwise one line naming the fix."""
+    try:
         revision = await migrate.current_revision(engine)
     except Exception as error:
         raise database_error(settings, error) from None
