@@ -248,4 +248,4 @@ async def test_someone_elses_notification_cannot_be_archived_or_marked_unread(se
 
 def test_graphql_ws_runs_the_documented_inbox_operations_on_two_devices(server: ServerProcess, user: str) -> None:
     with NodeScript("inbox.test.mjs", node_env(server, user)) as script:
-        script.finish(tests=3)
+        script.finish(tests=4)

@@ -192,3 +192,38 @@ test("a service creates a batch in one call; results in input order, both device
     await laptop.dispose();
   }
 });
+
+test("a snoozed notification leaves the list and comes back on every device; presence counts the devices", async () => {
+  const page = (await me(operations.Notifications, { first: 20 })).notifications;
+  const phone = device();
+  const laptop = device();
+  try {
+    const onPhone = follow(phone, page.feedCursor);
+    const onLaptop = follow(laptop, page.feedCursor);
+    const reminder = await createNotification("Reply to Bob", { category: "snoozing" });
+    const until = new Date(Date.now() + 2_000).toISOString();
+    const snoozed = (await me(operations.SnoozeNotification, { id: reminder.id, until })).snoozeNotification;
+    assert.deepEqual([snoozed.id, snoozed.snoozed], [reminder.id, true]);
+    const hidden = (await me(operations.Notifications, { first: 20 })).notifications;
+    assert.ok(!hidden.edges.some((edge) => edge.node.id === reminder.id), "out of the list while snoozed");
+    const online = (await graphql(operations.Presence, { userId: server.user }, server.serviceToken)).presence;
+    assert.deepEqual([online.userId, online.online], [server.user, true]);
+    assert.ok(online.devices >= 2, `two devices follow the feed: ${JSON.stringify(online)}`);
+    const kinds = ["CREATED", "SNOOZED", "UNSNOOZED"];
+    const phoneEvents = await onPhone.events.take(kinds.length, 30_000, "created, snoozed, back");
+    const laptopEvents = await onLaptop.events.take(kinds.length, 30_000, "created, snoozed, back");
+    assert.deepEqual(laptopEvents, phoneEvents);
+    assert.deepEqual(
+      phoneEvents.map((e) => [e.kind, e.notification?.id]),
+      kinds.map((kind) => [kind, reminder.id]),
+    );
+    const back = (await me(operations.Notifications, { first: 20 })).notifications;
+    assert.equal(back.edges[0].node.id, reminder.id, "back on top");
+    assert.equal(back.edges[0].node.read, false);
+    onPhone.dispose();
+    onLaptop.dispose();
+  } finally {
+    await phone.dispose();
+    await laptop.dispose();
+  }
+});
