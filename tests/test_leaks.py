@@ -34,6 +34,7 @@ def leak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
             "TIDINGS_AUTO_MIGRATE": "true",
             "TIDINGS_LOG_LEVEL": "warning",
             "PYTHONASYNCIODEBUG": "0",
+            "TIDINGS_USER_SUBSCRIBES_PER_SECOND": "0",  # hundreds of subscribes of one user: leaks, not the rate
         }
         server = ServerProcess(tmp_path_factory.mktemp("leaks"), env).start()
         try:
