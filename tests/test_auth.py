@@ -123,8 +123,8 @@ async def test_websocket_token_key_is_case_insensitive_and_prefix_optional(serve
 
 
 async def test_legacy_subprotocol_is_refused(server: ServerProcess) -> None:
-    client = await WSClient.open(server.ws_url, subprotocols=["graphql-ws"])
-    code, _ = await _close_code(client)
+    async with await WSClient.open(server.ws_url, subprotocols=["graphql-ws"]) as client:
+        code, _ = await _close_code(client)
     assert code == 4406
 
 

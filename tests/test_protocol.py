@@ -225,37 +225,40 @@ BAD_INIT_FRAMES = {
 async def test_invalid_message_closes_4400(
     protocol_server: ServerProcess, user: str, bystander: Bystander, frame: str, reason: str
 ) -> None:
-    client = await acknowledged(protocol_server, user)
-    await client.conn.send(frame)
-    assert await client.close_frame() == (CloseCode.BAD_REQUEST, reason)
-    await bystander.assert_live()
+    async with await acknowledged(protocol_server, user) as client:
+        await client.conn.send(frame)
+        assert await client.close_frame() == (CloseCode.BAD_REQUEST, reason)
+        await bystander.assert_live()
 
 
 @pytest.mark.parametrize("frame", BAD_INIT_FRAMES.values(), ids=BAD_INIT_FRAMES.keys())
 async def test_invalid_connection_init_payload_closes_4400(
     protocol_server: ServerProcess, bystander: Bystander, frame: str
 ) -> None:
-    client = await WSClient.open(protocol_server.ws_url)
-    await client.conn.send(frame)
-    reason = "Invalid connection_init message: 'payload' must be an object or null"
-    assert await client.close_frame() == (CloseCode.BAD_REQUEST, reason)
-    await bystander.assert_live()
+    async with await WSClient.open(protocol_server.ws_url) as client:
+        await client.conn.send(frame)
+        reason = "Invalid connection_init message: 'payload' must be an object or null"
+        assert await client.close_frame() == (CloseCode.BAD_REQUEST, reason)
+        await bystander.assert_live()
 
 
 async def test_invalid_message_before_connection_init_closes_4400(
     protocol_server: ServerProcess, bystander: Bystander
 ) -> None:
-    client = await WSClient.open(protocol_server.ws_url)
-    await client.conn.send("[]")
-    assert await client.close_frame() == (CloseCode.BAD_REQUEST, f"{INVALID_MESSAGE}: not a JSON object")
-    await bystander.assert_live()
+    async with await WSClient.open(protocol_server.ws_url) as client:
+        await client.conn.send("[]")
+        assert await client.close_frame() == (CloseCode.BAD_REQUEST, f"{INVALID_MESSAGE}: not a JSON object")
+        await bystander.assert_live()
 
 
 async def test_binary_frame_closes_4400(protocol_server: ServerProcess, user: str, bystander: Bystander) -> None:
-    client = await acknowledged(protocol_server, user)
-    await client.conn.send(orjson.dumps({"type": "ping"}))  # bytes: a binary frame
-    assert await client.close_frame() == (CloseCode.BAD_REQUEST, f"{INVALID_MESSAGE}: binary frames are not supported")
-    await bystander.assert_live()
+    async with await acknowledged(protocol_server, user) as client:
+        await client.conn.send(orjson.dumps({"type": "ping"}))  # bytes: a binary frame
+        assert await client.close_frame() == (
+            CloseCode.BAD_REQUEST,
+            f"{INVALID_MESSAGE}: binary frames are not supported",
+        )
+        await bystander.assert_live()
 
 
 async def test_close_reasons_fit_the_close_frame(
@@ -353,10 +356,10 @@ async def test_ping_is_answered_at_once_with_its_payload(protocol_server: Server
 
 
 async def test_subscribe_before_ack_closes_4401(protocol_server: ServerProcess, bystander: Bystander) -> None:
-    client = await WSClient.open(protocol_server.ws_url)
-    await client.send(subscribe_message())
-    assert await client.close_frame() == (CloseCode.UNAUTHORIZED, "Unauthorized")
-    await bystander.assert_live()
+    async with await WSClient.open(protocol_server.ws_url) as client:
+        await client.send(subscribe_message())
+        assert await client.close_frame() == (CloseCode.UNAUTHORIZED, "Unauthorized")
+        await bystander.assert_live()
 
 
 @pytest.mark.parametrize("subprotocols", [["graphql-ws"], None, ["graphql-transport-ws-v2"]])
@@ -370,34 +373,34 @@ async def test_other_subprotocols_close_4406(
 
 
 async def test_no_connection_init_closes_4408(protocol_server: ServerProcess, bystander: Bystander) -> None:
-    client = await WSClient.open(protocol_server.ws_url)
-    assert await client.close_frame() == (
-        CloseCode.CONNECTION_INITIALISATION_TIMEOUT,
-        "Connection initialisation timeout",
-    )
-    await bystander.assert_live()
+    async with await WSClient.open(protocol_server.ws_url) as client:
+        assert await client.close_frame() == (
+            CloseCode.CONNECTION_INITIALISATION_TIMEOUT,
+            "Connection initialisation timeout",
+        )
+        await bystander.assert_live()
 
 
 async def test_second_subscribe_with_an_id_in_flight_closes_4409(
     protocol_server: ServerProcess, user: str, bystander: Bystander
 ) -> None:
-    client = await acknowledged(protocol_server, user)
-    await client.send(subscribe_message("same"))
-    await client.send(subscribe_message("same"))
-    assert await client.close_frame() == (CloseCode.SUBSCRIBER_ALREADY_EXISTS, "Subscriber for same already exists")
-    await bystander.assert_live()
+    async with await acknowledged(protocol_server, user) as client:
+        await client.send(subscribe_message("same"))
+        await client.send(subscribe_message("same"))
+        assert await client.close_frame() == (CloseCode.SUBSCRIBER_ALREADY_EXISTS, "Subscriber for same already exists")
+        await bystander.assert_live()
 
 
 async def test_second_connection_init_closes_4429(
     protocol_server: ServerProcess, user: str, bystander: Bystander
 ) -> None:
-    client = await acknowledged(protocol_server, user)
-    await client.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token(user)}"}})
-    assert await client.close_frame() == (
-        CloseCode.TOO_MANY_INITIALISATION_REQUESTS,
-        "Too many initialisation requests",
-    )
-    await bystander.assert_live()
+    async with await acknowledged(protocol_server, user) as client:
+        await client.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token(user)}"}})
+        assert await client.close_frame() == (
+            CloseCode.TOO_MANY_INITIALISATION_REQUESTS,
+            "Too many initialisation requests",
+        )
+        await bystander.assert_live()
 
 
 async def test_expired_token_closes_4403_on_the_open_socket(
@@ -434,25 +437,25 @@ async def test_leeway_applies_at_connection_init_and_at_expiry(
 ) -> None:
     """A token that expired under a second ago: refused without leeway; with 2 s, accepted, then closed."""
     expired_just_now = jwt.encode({"sub": user, "exp": int(time.time())}, TEST_SECRET, algorithm="HS256")
-    strict = await WSClient.open(protocol_server.ws_url)
-    await strict.send({"type": "connection_init", "payload": {"authorization": f"Bearer {expired_just_now}"}})
-    assert await strict.close_frame() == (CloseCode.FORBIDDEN, "Token expired")
-    lenient = await WSClient.connected(lively_server.ws_url, expired_just_now)
-    assert await lenient.close_frame() == (CloseCode.FORBIDDEN, "Token expired")
+    async with await WSClient.open(protocol_server.ws_url) as strict:
+        await strict.send({"type": "connection_init", "payload": {"authorization": f"Bearer {expired_just_now}"}})
+        assert await strict.close_frame() == (CloseCode.FORBIDDEN, "Token expired")
+        async with await WSClient.connected(lively_server.ws_url, expired_just_now) as lenient:
+            assert await lenient.close_frame() == (CloseCode.FORBIDDEN, "Token expired")
 
 
 async def test_connections_per_user_are_limited(protocol_server: ServerProcess, user: str) -> None:
     """TIDINGS_MAX_CONNECTIONS_PER_USER (3 here) authenticated sockets; the next is refused; closing one frees it."""
     clients = [await acknowledged(protocol_server, user) for _ in range(3)]
-    refused = await WSClient.open(protocol_server.ws_url)
-    await refused.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token(user)}"}})
-    assert await refused.close_frame() == (CloseCode.FORBIDDEN, "Too many connections")
-    async with await acknowledged(protocol_server, user + "-other"):
-        pass  # other users are not affected
-    await clients.pop().close()
-    clients.append(await _connect_when_a_slot_frees(protocol_server, user))
-    for client in clients:
-        await client.close()
+    async with await WSClient.open(protocol_server.ws_url) as refused:
+        await refused.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token(user)}"}})
+        assert await refused.close_frame() == (CloseCode.FORBIDDEN, "Too many connections")
+        async with await acknowledged(protocol_server, user + "-other"):
+            pass  # other users are not affected
+        await clients.pop().close()
+        clients.append(await _connect_when_a_slot_frees(protocol_server, user))
+        for client in clients:
+            await client.close()
 
 
 async def test_a_user_named_like_a_service_does_not_take_its_slots(protocol_server: ServerProcess, user: str) -> None:
@@ -499,10 +502,10 @@ async def test_frame_over_max_request_bytes_closes_1009(
     protocol_server: ServerProcess, user: str, bystander: Bystander, compression: str | None, reason: str
 ) -> None:
     """uvicorn's ws_max_size (TIDINGS_MAX_REQUEST_BYTES) refuses the frame before buffering it."""
-    client = await acknowledged(protocol_server, user, compression=compression)
-    await client.send({"type": "ping", "payload": {"padding": secrets.token_hex(33_000)}})  # 66,044 bytes of JSON
-    assert await client.close_frame() == (CloseCode.MESSAGE_TOO_BIG, reason)
-    await bystander.assert_live()
+    async with await acknowledged(protocol_server, user, compression=compression) as client:
+        await client.send({"type": "ping", "payload": {"padding": secrets.token_hex(33_000)}})  # 66,044 bytes of JSON
+        assert await client.close_frame() == (CloseCode.MESSAGE_TOO_BIG, reason)
+        await bystander.assert_live()
 
 
 async def test_a_result_over_max_result_bytes_is_a_coded_error_for_its_operation(
