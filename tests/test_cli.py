@@ -13,7 +13,7 @@ import pytest
 from tests._cli import start_tidings, tidings
 from tests._client import gql
 from tests._server import TEST_SECRET, PostgresDatabase, ServerProcess
-from tidings.migrate import POSTGRES_MIGRATION_LOCK
+from tidings.migrate import POSTGRES_MIGRATION_LOCK, head_revision
 
 
 def test_version_is_the_package_version(tmp_path: Path) -> None:
@@ -158,11 +158,11 @@ async def test_two_migrations_at_once_both_succeed_and_migrate_once(tmp_path: Pa
                 await asyncio.sleep(0.05)
         await holder.execute("SELECT pg_advisory_unlock($1)", POSTGRES_MIGRATION_LOCK)
         outputs = [await asyncio.to_thread(migration.communicate, timeout=60) for migration in migrations]
-        where = f"PostgreSQL at {database.url.split('@', 1)[1]}"
+        where, head = f"PostgreSQL at {database.url.split('@', 1)[1]}", head_revision()
         assert [migration.returncode for migration in migrations] == [0, 0], outputs
         assert sorted(stderr for _, stderr in outputs) == [
-            f"tidings: {where} already at revision 0001\n",
-            f"tidings: {where} migrated from empty to revision 0001\n",
+            f"tidings: {where} already at revision {head}\n",
+            f"tidings: {where} migrated from empty to revision {head}\n",
         ]
         assert await holder.fetchval("SELECT count(*) FROM alembic_version") == 1
     finally:
