@@ -73,8 +73,11 @@ class ServerProcess:
 
     started: ClassVar[set[ServerProcess]] = set()  # stopped at the end of the session, whatever a test did
 
-    def __init__(self, workdir: Path, env: dict[str, str], *, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str], *, port: int | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = port or free_port()
+        self.args = args  # more of `tidings serve`'s arguments (--workers 2)
         self.workdir = workdir
         self.log_path = workdir / f"server-{self.port}.log"
         self.env = {
@@ -122,7 +125,7 @@ class ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tidings", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "tidings", "serve", "--port", str(self.port), *self.args],
                 env=self.env,
                 cwd=self.workdir,
                 stdout=log,

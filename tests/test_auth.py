@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
+import httpx
 import jwt
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests._client import CREATE, EVENTS, WSClient, create, error_codes, gql, service_token, token
+from tests._client import CREATE, EVENTS, WAIT, WSClient, create, error_codes, gql, service_token, token
 from tests._server import TEST_SECRET, ServerProcess
 
 MARK_READ = "mutation($id: ID!) { markNotificationRead(id: $id) { id } }"
@@ -28,6 +30,7 @@ FORGED = jwt.encode(
     {"sub": "u", "exp": 4_000_000_000}, "not-the-secret-but-just-as-long-as-it-0123456789", algorithm="HS256"
 )
 UNSIGNED = jwt.encode({"sub": "u", "exp": 4_000_000_000}, None, algorithm="none")
+NO_EXPIRY = jwt.encode({"sub": "u"}, TEST_SECRET, algorithm="HS256")  # signed by the server's secret: only exp lacks
 
 
 @pytest.mark.parametrize(
@@ -38,6 +41,7 @@ UNSIGNED = jwt.encode({"sub": "u", "exp": 4_000_000_000}, None, algorithm="none"
         (EXPIRED, "The bearer token has expired", "expired"),
         (FORGED, "A valid bearer token is required", "bad signature"),
         (UNSIGNED, "A valid bearer token is required", "algorithm not allowed"),
+        (NO_EXPIRY, "A valid bearer token is required", "the exp claim is missing"),
     ],
 )
 async def test_http_without_a_valid_token_is_unauthenticated_and_says_only_expired(
@@ -59,6 +63,7 @@ async def test_http_without_a_valid_token_is_unauthenticated_and_says_only_expir
         ({"authorization": "Bearer nope"}, "Forbidden", "malformed"),
         ({"authorization": f"Bearer {FORGED}"}, "Forbidden", "bad signature"),
         ({"authorization": EXPIRED}, "Token expired", "expired"),
+        ({"authorization": f"Bearer {NO_EXPIRY}"}, "Forbidden", "the exp claim is missing"),
     ],
 )
 async def test_websocket_without_a_valid_token_is_closed_4403_naming_only_expiry(
@@ -74,7 +79,35 @@ async def test_websocket_without_a_valid_token_is_closed_4403_naming_only_expiry
     finally:
         await client.close()
     assert f"INFO tidings: auth: refused the token of a WebSocket's connection_init: {logged}\n" in server.log()
-    assert FORGED not in server.log() and EXPIRED not in server.log()
+    for refused in (FORGED, EXPIRED, NO_EXPIRY):
+        assert refused not in server.log()
+
+
+@pytest.mark.parametrize("parameter", ["token", "authorization", "access_token"])
+async def test_a_token_in_the_url_is_never_accepted(server: ServerProcess, user: str, parameter: str) -> None:
+    """URLs end up in logs and browser histories: a valid token there counts for nothing, on HTTP and WebSocket."""
+    valid = token(user)
+    query = "{ unreadCount }"
+    headers = {"Accept": "application/graphql-response+json"}
+    async with httpx.AsyncClient(timeout=WAIT) as http:
+        accepted = await http.post(
+            server.graphql_url, json={"query": query}, headers={"Authorization": f"Bearer {valid}"}
+        )
+        assert accepted.json() == {"data": {"unreadCount": 0}}  # positive control: the same token, in its header
+        for value in (valid, f"Bearer {valid}"):
+            answers = [
+                await http.get(server.graphql_url, params={"query": query, parameter: value}, headers=headers),
+                await http.post(server.graphql_url, params={parameter: value}, json={"query": query}, headers=headers),
+            ]
+            for answer in answers:
+                assert error_codes(answer.json()) == ["UNAUTHENTICATED"], (answer.request.url, answer.text)
+    for value in (valid, f"Bearer {valid}"):
+        client = await WSClient.open(f"{server.ws_url}?{urlencode({parameter: value})}")
+        try:
+            await client.send({"type": "connection_init"})
+            assert await _close_code(client) == (4403, "Forbidden")
+        finally:
+            await client.close()
 
 
 async def test_websocket_token_key_is_case_insensitive_and_prefix_optional(server: ServerProcess, user: str) -> None:
@@ -90,8 +123,8 @@ async def test_websocket_token_key_is_case_insensitive_and_prefix_optional(serve
 
 
 async def test_legacy_subprotocol_is_refused(server: ServerProcess) -> None:
-    client = await WSClient.open(server.ws_url, subprotocols=["graphql-ws"])
-    code, _ = await _close_code(client)
+    async with await WSClient.open(server.ws_url, subprotocols=["graphql-ws"]) as client:
+        code, _ = await _close_code(client)
     assert code == 4406
 
 

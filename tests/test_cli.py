@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
+import asyncpg
 import pytest
 
-from tests._cli import tidings
+from tests._cli import start_tidings, tidings
 from tests._client import gql
-from tests._server import TEST_SECRET, ServerProcess
+from tests._server import TEST_SECRET, PostgresDatabase, ServerProcess
+from tidings.migrate import POSTGRES_MIGRATION_LOCK, head_revision
 
 
 def test_version_is_the_package_version(tmp_path: Path) -> None:
@@ -134,3 +138,37 @@ def test_an_empty_or_short_secret_file_is_one_line_not_a_weak_key(
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"tidings: {secret_file} holds "), result.stderr
     assert "delete it and start the server to make a new one" in result.stderr
     assert secret_file.read_text() == content, "left as it was"
+
+
+async def test_two_migrations_at_once_both_succeed_and_migrate_once(tmp_path: Path) -> None:
+    """Deploys that run `tidings migrate` on two machines at once: the advisory lock lets one migrate, then the other
+    finds the schema in place. The test holds the lock until both wait for it, so they do run at once."""
+    database = PostgresDatabase()
+    await database.create()
+    holder = await asyncpg.connect(database.url)
+    migrations: list[subprocess.Popen[str]] = []
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", POSTGRES_MIGRATION_LOCK)
+        env = {"TIDINGS_DATABASE_URL": database.url, "TIDINGS_JWT_SECRET": TEST_SECRET}
+        migrations += [start_tidings("migrate", cwd=tmp_path, env=env) for _ in range(2)]
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1"
+        async with asyncio.timeout(60):
+            while await holder.fetchval(waiting, POSTGRES_MIGRATION_LOCK & 0xFFFFFFFF) < 2:
+                assert all(migration.poll() is None for migration in migrations), "a migrate ended without the lock"
+                await asyncio.sleep(0.05)
+        await holder.execute("SELECT pg_advisory_unlock($1)", POSTGRES_MIGRATION_LOCK)
+        outputs = [await asyncio.to_thread(migration.communicate, timeout=60) for migration in migrations]
+        where, head = f"PostgreSQL at {database.url.split('@', 1)[1]}", head_revision()
+        assert [migration.returncode for migration in migrations] == [0, 0], outputs
+        assert sorted(stderr for _, stderr in outputs) == [
+            f"tidings: {where} already at revision {head}\n",
+            f"tidings: {where} migrated from empty to revision {head}\n",
+        ]
+        assert await holder.fetchval("SELECT count(*) FROM alembic_version") == 1
+    finally:
+        for migration in migrations:
+            if migration.poll() is None:
+                migration.kill()
+            migration.communicate()
+        await holder.close()
+        await database.drop()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 
-from tests._client import CREATE, WSClient, create, gql, service_token, token
+from tests._client import CREATE, WAIT, WSClient, create, gql, service_token, token
 from tests._server import ServerProcess
 
 LIST = """
@@ -22,14 +23,23 @@ MARK_ALL = "mutation($upTo: String) { markAllNotificationsRead(upTo: $upTo) { co
 DELETE = "mutation($id: ID!) { deleteNotification(id: $id) }"
 
 
+async def _feed_cursor(server: ServerProcess, user: str) -> str:
+    """Where the user's feed stands: a subscription after it misses nothing, however late it gets going."""
+    listing = (await gql(server.graphql_url, LIST, {"first": 1}, bearer=token(user)))["data"]["notifications"]
+    cursor: str = listing["feedCursor"]
+    return cursor
+
+
 async def test_two_devices_both_receive_and_another_user_nothing(server: ServerProcess, user: str) -> None:
     async with (
         await WSClient.connected(server.ws_url, token(user)) as phone,
         await WSClient.connected(server.ws_url, token(user)) as laptop,
         await WSClient.connected(server.ws_url, token(user + "-else")) as stranger,
     ):
-        ids = [await phone.subscribe(), await laptop.subscribe(), await stranger.subscribe()]
-        await asyncio.sleep(0.2)  # let the subscriptions start live (no cursor: live from now)
+        after = {"after": await _feed_cursor(server, user)}
+        stranger_after = {"after": await _feed_cursor(server, user + "-else")}
+        ids = [await phone.subscribe(variables=after), await laptop.subscribe(variables=after)]
+        ids.append(await stranger.subscribe(variables=stranger_after))
         first = await create(server.graphql_url, user, "first", type="WARNING", data={"url": "/orders/1"})
         second = await create(server.graphql_url, user, "second")
         for device, operation in ((phone, ids[0]), (laptop, ids[1])):
@@ -73,8 +83,7 @@ async def test_read_all_read_and_delete_reach_every_device(server: ServerProcess
 
 async def test_resume_after_missing_events_gets_exactly_those_then_live(server: ServerProcess, user: str) -> None:
     async with await WSClient.connected(server.ws_url, token(user)) as device:
-        operation = await device.subscribe()
-        await asyncio.sleep(0.2)
+        operation = await device.subscribe(variables={"after": await _feed_cursor(server, user)})
         await create(server.graphql_url, user, "seen")
         seen = await device.next_event(operation)
     missed = [await create(server.graphql_url, user, f"missed {i}") for i in range(4)]
@@ -105,11 +114,18 @@ async def test_cursor_from_another_database_gets_resync_then_live(server: Server
 async def test_query_then_subscribe_misses_nothing_while_creating(server: ServerProcess, user: str) -> None:
     total = 30
 
+    halfway = asyncio.Event()
+
     async def producer() -> list[str]:
-        return [(await create(server.graphql_url, user, f"n{i}"))["id"] for i in range(total)]
+        made = []
+        for i in range(total):
+            made.append((await create(server.graphql_url, user, f"n{i}"))["id"])
+            if len(made) == total // 3:
+                halfway.set()  # the list is read while notifications are still being created
+        return made
 
     creating = asyncio.create_task(producer())
-    await asyncio.sleep(0.05)
+    await halfway.wait()
     listing = (await gql(server.graphql_url, LIST, {"first": 100}, bearer=token(user)))["data"]["notifications"]
     listed = [edge["node"]["id"] for edge in listing["edges"]]
     async with await WSClient.connected(server.ws_url, token(user)) as device:
@@ -141,8 +157,7 @@ async def test_fifty_concurrent_creates_arrive_in_order_and_replay_identically(
 
 async def test_idempotent_create_returns_the_original_and_delivers_once(server: ServerProcess, user: str) -> None:
     async with await WSClient.connected(server.ws_url, token(user)) as device:
-        operation = await device.subscribe()
-        await asyncio.sleep(0.2)
+        operation = await device.subscribe(variables={"after": await _feed_cursor(server, user)})
         first = await create(server.graphql_url, user, "charged", idempotencyKey="invoice-7")
         again = await create(server.graphql_url, user, "charged", idempotencyKey="invoice-7")
         assert again == first
@@ -179,3 +194,24 @@ async def test_service_reads_any_user_with_user_id(server: ServerProcess, user: 
     query = "query($u: ID) { unreadCount(userId: $u) unreadNotifications(userId: $u) { id } }"
     body = await gql(server.graphql_url, query, {"u": user}, bearer=service_token())
     assert body["data"] == {"unreadCount": 1, "unreadNotifications": [{"id": made["id"]}]}
+
+
+async def test_without_a_cursor_the_stream_starts_live_from_now(server: ServerProcess, user: str) -> None:
+    """No `after`: nothing from before the subscription, then every event in order. When the subscription is live is
+    the server's to say: probes are created until the first arrives, and from there nothing is missed."""
+    before = await create(server.graphql_url, user, "before the subscription")
+    async with await WSClient.connected(server.ws_url, token(user)) as device:
+        operation = await device.subscribe()
+        probes: list[str] = []
+        async with asyncio.timeout(WAIT):
+            while True:
+                probes.append((await create(server.graphql_url, user, f"probe {len(probes)}"))["id"])
+                with contextlib.suppress(TimeoutError):
+                    first = await device.next_event(operation, timeout=0.1)
+                    break
+        assert first["notification"]["id"] in probes and first["notification"]["id"] != before["id"]
+        unseen = probes[probes.index(first["notification"]["id"]) + 1 :]  # created after the first one delivered
+        later = [(await create(server.graphql_url, user, f"after {i}"))["id"] for i in range(3)]
+        rest = await device.events(operation, len(unseen) + len(later))
+        assert [event["notification"]["id"] for event in rest] == unseen + later
+        await device.assert_silent()

@@ -29,15 +29,47 @@ def _asyncpg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://")
 
 
-async def _ready(server: ServerProcess) -> int:
+READY = {"ready": True, "broadcast": True, "database": True}
+NO_BROKER = {"ready": False, "broadcast": False, "database": True}
+NO_DATABASE = {"ready": False, "broadcast": True, "database": False}
+
+
+async def _readiness(server: ServerProcess) -> tuple[int, dict[str, bool]]:
     async with httpx.AsyncClient(timeout=5) as client:
-        return (await client.get(f"{server.url}/readyz")).status_code
+        response = await client.get(f"{server.url}/readyz")
+    return response.status_code, response.json()
 
 
-async def _wait_ready(server: ServerProcess, status: int, timeout: float = 20.0) -> None:
+async def _wait_ready(server: ServerProcess, checks: dict[str, bool], timeout: float = 20.0) -> None:
+    """Wait until /readyz answers these checks, with 200 when all pass and 503 otherwise."""
+    expected = (200 if checks["ready"] else 503, checks)
     async with asyncio.timeout(timeout):
-        while await _ready(server) != status:
+        while (answer := await _readiness(server)) != expected:
+            assert answer[0] in (200, 503) and set(answer[1]) == set(checks), answer
             await asyncio.sleep(0.1)
+
+
+async def _wait_logged(server: ServerProcess, line: str, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while line not in server.log():
+            await asyncio.sleep(0.05)
+
+
+async def _wait_lock_waiters(database: PostgresDatabase, count: int, timeout: float = 20.0) -> None:
+    """Wait until `count` sessions of the database wait for a lock (a writer held by another's row lock)."""
+    conn = await asyncpg.connect(database.url)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                waiting = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if waiting >= count:
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -53,22 +85,24 @@ async def test_redis_dies_mid_stream_and_comes_back(tmp_path: Path, database: Po
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
-    devices = [await Device.after_list(a, user), await Device.after_list(b, user)]
+    devices: list[Device] = []
     try:
+        devices += [await Device.after_list(a, user), await Device.after_list(b, user)]
         made = [await ledger.create(a.graphql_url, user, f"before {i}") for i in range(3)]
         for device in devices:
             await device.receive_until(made[-1]["sequence"])
 
         broker.kill()
-        await _wait_ready(a, 503)
+        await _wait_ready(a, NO_BROKER)
+        await _wait_ready(b, NO_BROKER)
         # Creating keeps working without the broker; the periodic database sync delivers to the open sockets.
         during = [await ledger.create(server.graphql_url, user, f"during {i}") for i, server in enumerate((a, b, a, b))]
         for device in devices:
             await device.receive_until(during[-1]["sequence"])
 
         broker.start()
-        await _wait_ready(a, 200)
-        await _wait_ready(b, 200)
+        await _wait_ready(a, READY)
+        await _wait_ready(b, READY)
         after = [await ledger.create(b.graphql_url, user, f"after {i}") for i in range(3)]
         for device in devices:
             await device.receive_until(after[-1]["sequence"])
@@ -145,7 +179,9 @@ async def test_postgres_unreachable_then_back(
         assert "Traceback" not in str(failed) and "sqlalchemy" not in str(failed).lower()
         read = await gql(server.graphql_url, "{ unreadCount }", bearer=token(user))
         assert error_codes(read) == ["SERVICE_UNAVAILABLE"]
-        await _wait_ready(server, 503)
+        await _wait_ready(server, NO_DATABASE)
+        # The periodic sync (a device is subscribed) found the outage: logged once, not once per attempt.
+        await _wait_logged(server, "feed sync: database unreachable")
 
         await postgres_proxy.restore()
         async with asyncio.timeout(30):
@@ -158,7 +194,8 @@ async def test_postgres_unreachable_then_back(
                 await asyncio.sleep(0.2)
         again = await gql(server.graphql_url, CREATE, retried, bearer=service_token())
         assert again["data"] == answer["data"], "the same key returns the same notification"
-        await _wait_ready(server, 200)
+        await _wait_ready(server, READY)
+        await _wait_logged(server, "feed sync: database reachable again")
         last = await ledger.create(server.graphql_url, user, "after")
         await device.receive_until(last["sequence"])  # the socket stayed open through the outage
 
@@ -168,7 +205,8 @@ async def test_postgres_unreachable_then_back(
         titles = [edge["node"]["title"] for edge in listing["data"]["notifications"]["edges"]]
         assert titles.count("retried") == 1, titles
         assert_nothing_lost(ledger, [device])
-        assert server.log().count("feed sync: database unreachable") <= 1
+        assert server.log().count("feed sync: database unreachable") == 1
+        assert server.log().count("feed sync: database reachable again") == 1
         assert "Traceback" not in server.log()
     finally:
         await device.close()
@@ -195,20 +233,27 @@ async def test_graceful_restart_finishes_in_flight_and_closes_with_1012(
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
-    device = await Device.after_list(a, user)
+    device = Device(user, 0, "")
+    # Another user's device on the other process: a's restart does not disturb it.
+    bystander = Device(f"{user}-bystander", 0, "")
     try:
+        device = await Device.after_list(a, user)
+        bystander = await Device.after_list(b, bystander.user)
         first = await ledger.create(a.graphql_url, user, "first")
         await device.receive_until(first["sequence"])
 
         lock = await _hold_feed_lock(database, user)
         in_flight = asyncio.create_task(ledger.create(a.graphql_url, user, "in flight during shutdown"))
-        await asyncio.sleep(0.5)  # the mutation is waiting for the feed lock inside process a
+        await _wait_lock_waiters(database, 1)  # the mutation is waiting for the feed lock inside process a
         assert a.process is not None
         a.process.send_signal(signal.SIGTERM)
         assert device.client is not None
         with pytest.raises(ConnectionClosed) as closed:
             await device.client.receive(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        # While a drains, another user's socket on b stays open and keeps receiving.
+        during_drain = await ledger.create(b.graphql_url, bystander.user, "while a drains")
+        await bystander.receive_until(during_drain["sequence"])
         await lock.execute("COMMIT")
         await lock.close()
         finished = await asyncio.wait_for(in_flight, 20)  # answered, not dropped
@@ -221,9 +266,12 @@ async def test_graceful_restart_finishes_in_flight_and_closes_with_1012(
         await device.receive_until(during["sequence"])
         sequences = [event["sequence"] for event in device.received]
         assert finished["sequence"] in sequences
-        assert_nothing_lost(ledger, [device])
+        after_restart = await ledger.create(b.graphql_url, bystander.user, "after a stopped")
+        await bystander.receive_until(after_restart["sequence"])
+        assert_nothing_lost(ledger, [device, bystander])
     finally:
         await device.close()
+        await bystander.close()
         a.stop()
         b.stop()
 
@@ -237,8 +285,9 @@ async def test_crash_of_one_process_loses_nothing(tmp_path: Path, database: Post
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     users = [f"user-{uuid.uuid4().hex[:8]}" for _ in range(3)]
-    devices = [await Device.after_list(a, user) for user in users]
+    devices: list[Device] = []
     try:
+        devices += [await Device.after_list(a, user) for user in users]
         for user in users:
             await ledger.create(b.graphql_url, user, "before")
         for device in devices:
@@ -326,21 +375,19 @@ async def test_concurrent_writers_on_two_processes_stay_commit_ordered(
     tmp_path: Path, database: PostgresDatabase
 ) -> None:
     ledger = Ledger()
-    env = scaled_env(
-        database,
-        **FAST,
-    )
+    # Room in each process's pool for its five writers at once (a sixth would wait for a connection, and be answered
+    # OVERLOADED after TIDINGS_DATABASE_TIMEOUT), and a statement timeout they do not reach while the lock is held.
+    env = {**scaled_env(database, **FAST), "TIDINGS_DATABASE_POOL_SIZE": "8", "TIDINGS_STATEMENT_TIMEOUT": "30"}
     a = ServerProcess(tmp_path / "a", env).start()
     b = ServerProcess(tmp_path / "b", env).start()
     user = f"user-{uuid.uuid4().hex[:8]}"
-    await ledger.create(a.graphql_url, user, "first")
-    devices = [await Device.after_list(a, user), await Device.after_list(b, user)]
-    start_cursor = devices[0].cursor
+    devices: list[Device] = []
     try:
-        # A slow writer holds the user's feed open (pg_sleep) while both processes try to commit for that user.
-        conn = await asyncpg.connect(database.url)
-        await conn.execute("BEGIN")
-        await conn.execute("SELECT 1 FROM user_feeds WHERE user_id = $1 FOR UPDATE", user)
+        await ledger.create(a.graphql_url, user, "first")
+        devices += [await Device.after_list(a, user), await Device.after_list(b, user)]
+        start_cursor = devices[0].cursor
+        # A slow writer holds the user's feed open while both processes try to commit for that user.
+        conn = await _hold_feed_lock(database, user)
         writes = asyncio.gather(
             *(
                 ledger.create(server.graphql_url, user, f"{name}{i}")
@@ -348,7 +395,7 @@ async def test_concurrent_writers_on_two_processes_stay_commit_ordered(
                 for name, server in (("a", a), ("b", b))
             )
         )
-        await conn.execute("SELECT pg_sleep(1)")
+        await _wait_lock_waiters(database, 10)  # all ten wait for the lock, five in each process
         await conn.execute("COMMIT")
         await conn.close()
         made = await asyncio.wait_for(writes, 30)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.broadcast import Broadcast
 from tidings.cursors import FeedCursor
-from tidings.feed import FeedHub
+from tidings.feed import FeedFollower, FeedHub
 from tidings.store import EventKind, FeedEvent, NotificationType, SqlStore
 
 WAIT = 10.0
@@ -29,6 +29,17 @@ async def _create(store: SqlStore, broadcast: Broadcast | None, user: str, title
 async def _take(events: AsyncIterator[FeedEvent], count: int) -> list[FeedEvent]:
     async with asyncio.timeout(WAIT):
         return [await anext(events) for _ in range(count)]
+
+
+async def _waiting_live(
+    follower: FeedFollower, events: AsyncIterator[FeedEvent], start: FeedEvent
+) -> asyncio.Task[FeedEvent]:
+    """Start reading from now; return once the follower has taken `start` as its position (it subscribed before)."""
+    waiting = asyncio.ensure_future(anext(events))
+    async with asyncio.timeout(WAIT):
+        while follower.last != start.seq:
+            await asyncio.sleep(0.01)
+    return waiting
 
 
 async def _memory_broadcast(queue_size: int = 100) -> Broadcast:
@@ -54,10 +65,10 @@ async def test_replays_after_a_cursor_then_continues_live(store: SqlStore, user:
 async def test_a_lost_wake_up_is_filled_from_the_database(store: SqlStore, user: str) -> None:
     broadcast = await _memory_broadcast()
     try:
+        before = await _create(store, None, user, "before the follower")
         follower = FeedHub(store, broadcast, batch_size=10).follower(user)
         async with aclosing(follower.follow(None)) as events:
-            waiting = asyncio.ensure_future(anext(events))
-            await asyncio.sleep(0.05)  # the follower is subscribed and waiting live
+            waiting = await _waiting_live(follower, events, before)
             silent = await _create(store, None, user, "published nowhere")
             loud = await _create(store, broadcast, user, "published")
             assert await asyncio.wait_for(waiting, WAIT) == silent
@@ -69,10 +80,10 @@ async def test_a_lost_wake_up_is_filled_from_the_database(store: SqlStore, user:
 async def test_overflow_catches_up_from_the_database(store: SqlStore, user: str) -> None:
     broadcast = await _memory_broadcast(queue_size=2)
     try:
+        before = await _create(store, None, user, "before the follower")
         follower = FeedHub(store, broadcast, batch_size=3).follower(user)
         async with aclosing(follower.follow(None)) as events:
-            waiting = asyncio.ensure_future(anext(events))
-            await asyncio.sleep(0.05)
+            waiting = await _waiting_live(follower, events, before)
             made = [await _create(store, broadcast, user, f"n{i}") for i in range(8)]
             received = [await asyncio.wait_for(waiting, WAIT), *await _take(events, 7)]
             assert received == made
@@ -113,13 +124,14 @@ async def test_periodic_sync_delivers_a_lost_last_message(store: SqlStore, user:
     broadcast = await _memory_broadcast()
     hub = FeedHub(store, broadcast, batch_size=10)
     try:
+        before = await _create(store, None, user, "before the follower")
         follower = hub.follower(user)
         async with aclosing(follower.follow(None)) as events:
-            waiting = asyncio.ensure_future(anext(events))
-            await asyncio.sleep(0.05)
+            waiting = await _waiting_live(follower, events, before)
             assert hub.users() == [user]
             lost = await _create(store, None, user, "its wake-up was lost, and nothing follows it")
-            await asyncio.sleep(0.05)
+            for _ in range(10):  # the follower runs: it waits for a wake-up that never comes
+                await asyncio.sleep(0)
             assert not waiting.done()  # no gap to notice: only the sync can find it
             assert await hub.sync_once() == 1
             assert await asyncio.wait_for(waiting, WAIT) == lost

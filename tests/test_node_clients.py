@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,19 +13,35 @@ import pytest
 
 from tests._client import WAIT, create, gql, token
 from tests._faults import TcpProxy
-from tests._node import NodeScript, create_while_away, node_env, require_node
-from tests._server import PostgresDatabase, ServerProcess, scaled_env
+from tests._node import NodeScript, node_env, require_node
+from tests._server import PostgresDatabase, ServerProcess, free_port, scaled_env
 
 
-@pytest.fixture(scope="module")
-def restartable_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """An embedded server of this module's own, which tests stop and start again on the same port and data."""
+@pytest.fixture(scope="module", params=["embedded", "postgres-redis"])
+def restartable_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server of this module's own on each backend, which tests stop and start again on the same port and data."""
     require_node()  # before starting a server the tests would not use
-    server = ServerProcess(tmp_path_factory.mktemp("node-clients"), {}).start()
+    workdir = tmp_path_factory.mktemp(f"node-clients-{request.param}")
+    with contextlib.ExitStack() as stack:
+        env = {} if request.param == "embedded" else scaled_env(stack.enter_context(PostgresDatabase()))
+        server = ServerProcess(workdir, env).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def create_while_away(server: ServerProcess, user: str, titles: list[str]) -> None:
+    """While `server` is stopped, another process on its database (and broker) creates notifications it missed."""
+    settings = {name: value for name, value in server.env.items() if name.startswith("TIDINGS_")}
+    elsewhere = ServerProcess(server.workdir, settings, port=free_port()).start()
     try:
-        yield server
+        for title in titles:
+            asyncio.run(create(elsewhere.graphql_url, user, title))
     finally:
-        server.stop()
+        elsewhere.stop()
 
 
 def restart(server: ServerProcess) -> None:
@@ -61,28 +78,40 @@ STRICT_ENV = {
 }
 
 
+# The tests of tidings-client.test.mjs that go through the store and the broker: on PostgreSQL + Redis, only these.
+BACKEND_TESTS = ("a 4403 gets a fresh token; a server restart", "a cursor of another database")
+
+
 def test_tidings_client_loses_nothing_across_a_restart_resyncs_a_foreign_cursor_and_stops_on_fatal_closes(
-    restartable_server: ServerProcess, embedded_server: ServerProcess, user: str, tmp_path: Path
+    restartable_server: ServerProcess,
+    embedded_server: ServerProcess,
+    user: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
+    everything = request.node.callspec.params["restartable_server"] == "embedded"
     foreign = asyncio.run(gql(embedded_server.graphql_url, "{ notifications { feedCursor } }", bearer=token(user)))
-    strict = ServerProcess(tmp_path, STRICT_ENV).start()
+    # The strict server's tests (limits of one process) run on the embedded default only.
+    strict = ServerProcess(tmp_path, STRICT_ENV).start() if everything else restartable_server
     env = {
         **node_env(restartable_server, user),
         "TIDINGS_FOREIGN_CURSOR": foreign["data"]["notifications"]["feedCursor"],
         "TIDINGS_STRICT_URL": strict.url,
         "TIDINGS_SECOND_USER_TOKEN": token(f"{user}-2"),
     }
+    pattern = () if everything else (f"--test-name-pattern=^({'|'.join(map(re.escape, BACKEND_TESTS))})",)
     try:
-        with NodeScript("tidings-client.test.mjs", env) as script:
+        with NodeScript("tidings-client.test.mjs", env, args=pattern) as script:
             script.paused("restart")
             restartable_server.stop()
             created = [f"gap {i}" for i in range(1, 5)]
             create_while_away(restartable_server, user, created)
             restartable_server.start()
             script.resume("restart", created=created)
-            script.finish()
+            script.finish(tests=None if everything else len(BACKEND_TESTS))
     finally:
-        strict.stop()
+        if strict is not restartable_server:
+            strict.stop()
 
 
 def test_graphql_http_audit_passes_without_an_error_or_warning(

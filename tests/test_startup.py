@@ -59,7 +59,9 @@ def test_unmigrated_postgres_says_run_tidings_migrate_then_serves(tmp_path: Path
 
         server = ServerProcess(tmp_path / "server", {"TIDINGS_DATABASE_URL": database.url}).start()
         try:
-            assert httpx.get(f"{server.url}/readyz").status_code == 200
+            readiness = httpx.get(f"{server.url}/readyz")
+            assert readiness.status_code == 200
+            assert readiness.json() == {"ready": True, "broadcast": True, "database": True}
         finally:
             server.stop()
 
@@ -110,8 +112,9 @@ async def test_server_starts_without_redis_then_catches_up_when_it_comes(tmp_pat
 
             broker.start()
             async with asyncio.timeout(WAIT * 3):
-                while (await http.get(f"{server.url}/readyz")).status_code != 200:
+                while (readiness := await http.get(f"{server.url}/readyz")).status_code != 200:
                     await asyncio.sleep(0.05)
+            assert readiness.json() == {"ready": True, "broadcast": True, "database": True}
 
         device = await WSClient.connected(server.ws_url, token(user))
         operation = await device.subscribe(variables={"after": listed["data"]["notifications"]["feedCursor"]})

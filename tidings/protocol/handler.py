@@ -20,11 +20,13 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     ErrorMessage,
     Message,
+    NextMessage,
     PingMessage,
     SubscribeMessage,
 )
 from strawberry.types.execution import PreExecutionError
 
+from tidings.composition import mask_error
 from tidings.context import Context
 from tidings.delivery import Projection
 from tidings.documents import CompiledDocuments
@@ -54,6 +56,13 @@ class TransportHost(Protocol):
     connection_slots: ConnectionSlots
     projections: CompiledDocuments[Projection] | None  # None: every operation takes Strawberry's standard path
     keepalive: TimerWheel  # ticks every socket's keep-alive once per TIDINGS_KEEPALIVE_INTERVAL
+
+
+def stream_failed(operation_id: str, error: Exception) -> NextMessage:
+    """The `next` an operation whose event stream raised gets: no data, the error as a response shows it (masked,
+    unless it is the client's to fix; the log has the cause)."""
+    shown = mask_error(error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error))
+    return {"id": operation_id, "type": "next", "payload": {"data": None, "errors": [shown.formatted]}}
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -336,6 +345,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except Exception as error:
             await self.handle_task_exception(error)
             with contextlib.suppress(Exception):
+                # As the standard path answers a failing event stream: a `next` with the masked error, then
+                # `complete` (a bare `complete` would tell the client the stream ended as it should).
+                await operation.send_operation_message(stream_failed(operation.id, error))
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
             self.operations.pop(operation.id, None)
             raise
