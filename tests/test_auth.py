@@ -31,6 +31,9 @@ FORGED = jwt.encode(
 )
 UNSIGNED = jwt.encode({"sub": "u", "exp": 4_000_000_000}, None, algorithm="none")
 NO_EXPIRY = jwt.encode({"sub": "u"}, TEST_SECRET, algorithm="HS256")  # signed by the server's secret: only exp lacks
+# Signed by the server's secret, with a subject no database stores: NUL, or half of a surrogate pair (JSON allows it).
+NUL_SUBJECT = jwt.encode({"sub": "u\u0000v", "exp": 4_000_000_000}, TEST_SECRET, algorithm="HS256")
+SURROGATE_SUBJECT = jwt.encode({"sub": "u\ud800", "exp": 4_000_000_000}, TEST_SECRET, algorithm="HS256")
 
 
 @pytest.mark.parametrize(
@@ -42,6 +45,8 @@ NO_EXPIRY = jwt.encode({"sub": "u"}, TEST_SECRET, algorithm="HS256")  # signed b
         (FORGED, "A valid bearer token is required", "bad signature"),
         (UNSIGNED, "A valid bearer token is required", "algorithm not allowed"),
         (NO_EXPIRY, "A valid bearer token is required", "the exp claim is missing"),
+        (NUL_SUBJECT, "A valid bearer token is required", "sub is not a user id"),
+        (SURROGATE_SUBJECT, "A valid bearer token is required", "sub is not a user id"),
     ],
 )
 async def test_http_without_a_valid_token_is_unauthenticated_and_says_only_expired(

@@ -23,6 +23,15 @@ _VALID: dict[str, Any] = {"title": "t", "message": "m"}
         {"data": {"blob": "x" * 16_400}},
         {"idempotencyKey": "k" * 201},
         {"idempotencyKey": ""},
+        # NUL is valid GraphQL and JSON but no PostgreSQL text or jsonb holds it: refused on every backend alike.
+        {"title": "a\u0000b"},
+        {"message": "\u0000"},
+        {"data": {"k": "v\u0000"}},
+        {"data": {"k\u0000": 1}},
+        {"data": {"k": [{"deep": ["\u0000"]}]}},
+        {"idempotencyKey": "k\u0000"},
+        {"collapseKey": "\u0000"},
+        {"userId": "u\u0000"},
     ],
     ids=[
         "blank-title",
@@ -33,6 +42,14 @@ _VALID: dict[str, Any] = {"title": "t", "message": "m"}
         "data-large",
         "long-key",
         "empty-key",
+        "nul-title",
+        "nul-message",
+        "nul-data-value",
+        "nul-data-key",
+        "nul-data-deep",
+        "nul-key",
+        "nul-collapse-key",
+        "nul-user",
     ],
 )
 async def test_bad_create_input_writes_nothing(server: ServerProcess, user: str, fields: dict[str, Any]) -> None:
@@ -50,6 +67,12 @@ async def test_limits_at_the_edge_are_accepted(server: ServerProcess, user: str)
         server.graphql_url, user, "x" * 200, message="y" * 10_000, data={"k": "v" * 16_000}, idempotencyKey="k" * 200
     )
     assert len(made["title"]) == 200
+
+
+async def test_an_escaped_nul_is_just_text(server: ServerProcess, user: str) -> None:
+    """A backslash followed by u0000 is six characters of text, not NUL: stored and returned as sent."""
+    made = await create(server.graphql_url, user, "\\u0000", message="\\u0000", data={"k\\u0000": "\\\\u0000"})
+    assert (made["title"], made["message"], made["data"]) == ("\\u0000", "\\u0000", {"k\\u0000": "\\\\u0000"})
 
 
 @pytest.mark.parametrize("first", [0, -1, 101])

@@ -17,6 +17,7 @@ import jwt
 
 from tidings.config import MIN_SECRET_BYTES, Settings
 from tidings.errors import bad_input, forbidden
+from tidings.inputs import storable
 
 SECRET_FILE_NAME = "jwt-secret"
 MAX_SUBJECT_LENGTH = 200
@@ -95,6 +96,8 @@ class NoSigningKey(Exception):
 def check_user_id(user_id: str) -> None:
     if not user_id.strip() or len(user_id) > MAX_SUBJECT_LENGTH:
         raise bad_input(f"userId must be 1 to {MAX_SUBJECT_LENGTH} characters", argument="userId")
+    if not storable(user_id):
+        raise bad_input("userId must not contain NUL characters", argument="userId")
 
 
 class InvalidSecretFile(Exception):
@@ -256,6 +259,8 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
             raise InvalidToken("sub is not a non-empty string")
+        if not storable(subject):
+            raise InvalidToken("sub is not a user id")
         role = Role.SERVICE if self._grants_service(claims.get(self._service_claim)) else Role.USER
         try:
             expires_at = datetime.fromtimestamp(claims["exp"], UTC)

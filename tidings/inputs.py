@@ -16,6 +16,32 @@ MAX_COLLAPSE_KEY = 200  # characters
 MAX_MUTED_CATEGORIES = 100  # categories one user may mute
 MAX_BATCH = 1000  # inputs of one createNotifications
 
+
+def storable(text: str) -> bool:
+    """Whether every backend stores the text as sent: no NUL (PostgreSQL's text and jsonb hold none) and no half of
+    a surrogate pair (it has no UTF-8; a JSON escape such as \\ud800 in a token's claims can carry one)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable_json(value: object) -> bool:
+    """Whether every string of a JSON value, its object keys too, is `storable`."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return all(storable(key) and storable_json(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(storable_json(item) for item in value)
+    return True
+
+
 __all__ = [
     "MAX_BATCH",
     "MAX_CATEGORY",
@@ -27,4 +53,6 @@ __all__ = [
     "MAX_PAGE",
     "MAX_TIMER_AHEAD",
     "MAX_TITLE",
+    "storable",
+    "storable_json",
 ]

@@ -29,6 +29,8 @@ from tidings.inputs import (
     MAX_PAGE,
     MAX_TIMER_AHEAD,
     MAX_TITLE,
+    storable,
+    storable_json,
 )
 from tidings.metrics import Metrics
 from tidings.presence import PresenceUnavailable
@@ -124,30 +126,45 @@ def _up_to(store: SqlStore, value: str | None) -> int | None:
     return cursor.seq
 
 
+def _text(value: str, argument: str) -> str:
+    """Text every backend stores as sent (see `storable`)."""
+    if not storable(value):
+        raise bad_input(f"{argument} must not contain NUL characters", argument=argument)
+    return value
+
+
 def _validated(data: CreateNotificationInput) -> dict[str, Any]:
     if not data.title.strip():
         raise bad_input("title must not be blank", argument="title")
     if len(data.title) > MAX_TITLE:
         raise bad_input(f"title must be at most {MAX_TITLE} characters", argument="title")
+    _text(data.title, "title")
     if len(data.message) > MAX_MESSAGE:
         raise bad_input(f"message must be at most {MAX_MESSAGE} characters", argument="message")
+    _text(data.message, "message")
     if data.data is not None:
         if not isinstance(data.data, dict):
             raise bad_input("data must be a JSON object", argument="data")
         try:
-            size = len(orjson.dumps(data.data))
+            encoded = orjson.dumps(data.data)
         except TypeError:
             raise bad_input("data must be JSON", argument="data") from None
-        if size > MAX_DATA_BYTES:
+        if len(encoded) > MAX_DATA_BYTES:
             raise bad_input(f"data must be at most {MAX_DATA_BYTES} bytes as JSON", argument="data")
+        if b"u0000" in encoded and not storable_json(data.data):  # orjson writes NUL as \u0000: walk only then
+            raise bad_input("data must not contain NUL characters", argument="data")
     key = data.idempotency_key
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise bad_input(f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", argument="idempotencyKey")
+    if key is not None:
+        if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise bad_input(f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", argument="idempotencyKey")
+        _text(key, "idempotencyKey")
     category = _category(data.category, "category")
     expires_at = _timer_time(data.expires_at, "expiresAt") if data.expires_at is not None else None
     collapse_key = data.collapse_key
-    if collapse_key is not None and not 1 <= len(collapse_key) <= MAX_COLLAPSE_KEY:
-        raise bad_input(f"collapseKey must be 1 to {MAX_COLLAPSE_KEY} characters", argument="collapseKey")
+    if collapse_key is not None:
+        if not 1 <= len(collapse_key) <= MAX_COLLAPSE_KEY:
+            raise bad_input(f"collapseKey must be 1 to {MAX_COLLAPSE_KEY} characters", argument="collapseKey")
+        _text(collapse_key, "collapseKey")
     return {
         "type": NotificationType(data.type or NotificationType.INFO),
         "title": data.title,

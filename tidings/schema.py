@@ -257,7 +257,9 @@ class NotificationFilter:
     )
 
 
-@strawberry.input(description="A notification to create (service tokens only).")
+@strawberry.input(
+    description="A notification to create (service tokens only). No text of it, not even in `data`, may contain NUL."
+)
 class CreateNotificationInput:
     user_id: strawberry.ID = strawberry.field(description="The user to notify.")
     title: str = strawberry.field(description=f"Non-blank, at most {MAX_TITLE:,} characters.")
