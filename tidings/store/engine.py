@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tidings.store.statement_pool import StatementPool
 
 # Connection option naming a transaction that will write: SQLite then takes the write lock at BEGIN
 # (BEGIN IMMEDIATE), so a read-then-write transaction never fails to upgrade its lock.
@@ -106,43 +107,36 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-async def create_statement_pool(url: URL, *, size: int, timeout: float, statement_timeout: float) -> asyncpg.Pool:
-    """An asyncpg pool for single statements on PostgreSQL, with the engine's timeouts.
+async def create_statement_pool(url: URL, *, size: int, timeout: float, statement_timeout: float) -> StatementPool:
+    """The pool of single statements on PostgreSQL (tidings.store.statement_pool), with the engine's timeouts, its
+    connections opened at start.
 
     JSON and JSONB go in as text encoded already and come out decoded by orjson, as through SQLAlchemy. Released
-    connections are not reset (asyncpg's default is one more round trip): nothing run on them changes the session.
+    connections are not reset: nothing run on them changes the session.
     """
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
 
-    async def init(connection: asyncpg.Connection) -> None:
-        for kind in ("json", "jsonb"):
-            await connection.set_type_codec(
-                kind, encoder=_as_is, decoder=orjson.loads, schema="pg_catalog", format="text"
-            )
+    async def connect() -> asyncpg.Connection:
+        connection = await asyncpg.connect(
+            dsn,
+            timeout=timeout,
+            command_timeout=statement_timeout,
+            server_settings={"statement_timeout": str(int(statement_timeout * 1000))},
+        )
+        try:
+            for kind in ("json", "jsonb"):
+                await connection.set_type_codec(
+                    kind, encoder=_as_is, decoder=orjson.loads, schema="pg_catalog", format="text"
+                )
+        except BaseException:
+            connection.terminate()
+            raise
+        return connection
 
-    pool = await asyncpg.create_pool(
-        url.set(drivername="postgresql").render_as_string(hide_password=False),
-        min_size=0,  # no background reconnects (they log a traceback per attempt while the database is down)
-        max_size=size,
-        timeout=timeout,
-        command_timeout=statement_timeout,
-        server_settings={"statement_timeout": str(int(statement_timeout * 1000))},
-        init=init,
-        reset=_no_reset,
-        # Connections stay: opening one (and its codecs' type lookups) takes tens of ms, which a request would wait.
-        max_inactive_connection_lifetime=0,
-    )
-    # Opened at start rather than by the first requests that find none free (a failure here is only a connection
-    # that the pool opens later, on demand).
-    connections = await asyncio.gather(*(pool.acquire() for _ in range(size)), return_exceptions=True)
-    for connection in connections:
-        if not isinstance(connection, BaseException):
-            await pool.release(connection)
+    pool = StatementPool(connect, size=size, timeout=timeout)
+    await pool.fill()
     return pool
 
 
 def _as_is(text: str) -> str:
     return text
-
-
-async def _no_reset(_: asyncpg.Connection) -> None:
-    return None

@@ -68,6 +68,7 @@ from tidings.store.records import (
     muted_from_json,
     muted_to_json,
 )
+from tidings.store.statement_pool import Lease, StatementPool
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -265,7 +266,7 @@ class SqlStore:
         # The single-statement hot path on PostgreSQL (creates, the reads of subscriptions) runs on an asyncpg pool
         # of its own: checking out through SQLAlchemy's async engine (a greenlet, pool events, reset) cost more than
         # the statement. The same size, timeouts and statement timeout as the engine's.
-        self._statements: asyncpg.Pool | None = None
+        self._statements: StatementPool | None = None
         self._pool_size = pool_size
         self._timeout = timeout
         self._statement_timeout = statement_timeout
@@ -718,23 +719,12 @@ class SqlStore:
         )
         return record, event
 
-    @asynccontextmanager
-    async def _driver(self) -> AsyncIterator[Any]:
+    def _driver(self) -> Lease:
         """An asyncpg connection of the statement pool, outside any transaction (each statement commits)."""
         pool = self._statements
         if pool is None:
             raise RuntimeError("SqlStore.start() has not run")
-        saturated = pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
-        try:
-            connection = await pool.acquire(timeout=self._timeout)
-        except TimeoutError:
-            if saturated:  # every connection was busy: this process is saturated, the database is fine
-                raise sqlalchemy.exc.TimeoutError("no pooled connection came free in time") from None
-            raise
-        try:
-            yield connection
-        finally:
-            await pool.release(connection)
+        return pool.lease()
 
     async def _owner_of(self, notification_id: str, owner: str | None) -> str:
         async with self._engine.connect() as conn:
