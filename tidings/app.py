@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection, Request
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -132,7 +132,8 @@ def _header(request: Request, name: str) -> bytes | None:
 
 
 class TidingsApp(FastAPI):
-    """FastAPI, except that a graphql-transport-ws socket goes straight to the GraphQL router's WebSocket view.
+    """FastAPI, except that a graphql-transport-ws socket goes straight to the GraphQL router's WebSocket view, and a
+    POST to the GraphQL path straight to the lane that answers it (CORS and the body bound, then `GraphQLOverHTTP`).
 
     A socket lives for hours: every ASGI layer it passes (error and exception middleware, CORS, routing, dependency
     solving, exit stacks) keeps a suspended frame for as long, per socket. The view itself checks the origin and the
@@ -140,6 +141,7 @@ class TidingsApp(FastAPI):
     """
 
     graphql_router: TidingsGraphQLRouter | None = None
+    graphql_lane: ASGIApp | None = None  # answers every POST to the GraphQL path (TIDINGS_HTTP_FAST_PATH)
     startup_error: StartupError | None = None  # set by the lifespan when start-up failed in a way we can explain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -147,8 +149,12 @@ class TidingsApp(FastAPI):
         if kind != "lifespan":
             logs.enter("request_id" if kind == "http" else "connection_id")  # what it logs carries the id
         router = self.graphql_router
-        if router is not None and scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
+        if router is not None and kind == "websocket" and scope["path"] == GRAPHQL_PATH:
             await router.run_websocket(WebSocket(scope, receive, send))
+            return
+        lane = self.graphql_lane
+        if lane is not None and kind == "http" and scope["method"] == "POST" and scope["path"] == GRAPHQL_PATH:
+            await lane(scope, receive, send)
             return
         if scope["type"] == "lifespan":
             send = self._explaining_startup_failure(send)
@@ -322,14 +328,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Context(services)
 
     schema = build_schema(settings)
-    if settings.http_fast_path:
-        app.add_middleware(
-            GraphQLOverHTTP,
-            schema=schema,
-            path=GRAPHQL_PATH,
-            context=lambda header: http_context(header.decode("latin-1") if header is not None else None),
-            answered=services.metrics.http_fast_path.inc,
-        )
     router = TidingsGraphQLRouter(
         schema,
         services=services,
@@ -347,16 +345,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(router)  # the WebSocket route stays for what is mounted elsewhere; TidingsApp takes the socket
     app.graphql_router = router
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # outside the lane: bodies bounded first
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # bodies bounded first
     # The same origins for HTTP. Tokens travel in headers, never cookies: no credentials mode.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.allowed_origins,
-        allow_origin_regex=LOOPBACK_ORIGIN.pattern if settings.loopback_origins_allowed else None,
-        allow_methods=["GET", "POST"],
-        allow_headers=["authorization", "content-type"],
-        max_age=600,
-    )
+    cors: dict[str, Any] = {
+        "allow_origins": settings.allowed_origins,
+        "allow_origin_regex": LOOPBACK_ORIGIN.pattern if settings.loopback_origins_allowed else None,
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["authorization", "content-type"],
+        "max_age": 600,
+    }
+    app.add_middleware(CORSMiddleware, **cors)
+    if settings.http_fast_path:
+        lane = GraphQLOverHTTP(
+            schema=schema,
+            context=lambda header: http_context(header.decode("latin-1") if header is not None else None),
+            answered=services.metrics.http_fast_path.inc,
+        )
+        # The same two layers as every other request passes, and none of the rest (see TidingsApp).
+        app.graphql_lane = CORSMiddleware(BodySizeLimit(lane, max_bytes=settings.max_request_bytes), **cors)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

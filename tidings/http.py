@@ -2,7 +2,7 @@
 
 `GraphQLHTTP` answers every GraphQL GET and POST, whichever way the request came in:
 
-- `GraphQLOverHTTP`, the lane in front of the application (TIDINGS_HTTP_FAST_PATH), answers every POST to the
+- `GraphQLOverHTTP`, the lane beside the application (TIDINGS_HTTP_FAST_PATH), answers every POST to the
   GraphQL path without FastAPI's routing and dependency solving, most of the cost of a mutation that is otherwise one
   database round trip; a known `createNotification` document runs its compiled plan (`tidings.creates`);
 - the GraphQL router's view answers GETs (GraphiQL stays Strawberry's), and POSTs when the lane is off.
@@ -23,7 +23,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -283,27 +283,24 @@ def _headers(media_type: MediaType, context: Context | None) -> list[tuple[bytes
 
 
 class GraphQLOverHTTP:
-    """ASGI middleware in front of the application: every `POST <path>` answered by `GraphQLHTTP` directly."""
+    """The ASGI application of every POST to the GraphQL path, answered by `GraphQLHTTP` directly.
+
+    `TidingsApp` routes those requests here, past FastAPI's middleware, routing and dependency solving: they cost more
+    than the request, and nothing in them applies to it.
+    """
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         schema: TidingsSchema,
-        path: str,
         context: Callable[[bytes | None], Context],
         answered: Callable[[], None],
     ) -> None:
-        self.app = app
         self._http = GraphQLHTTP(schema, plans=True)
-        self._path = path
         self._context = context
         self._answered = answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self._path:
-            await self.app(scope, receive, send)
-            return
         authorization = content_type = accept = None
         for name, value in scope["headers"]:
             if name == b"content-type":
