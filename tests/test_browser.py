@@ -96,6 +96,18 @@ def test_two_devices_see_tabs_the_bell_cleared_by_opening_archive_and_unread(
     assert_screenshots(screenshots)
 
 
+def test_two_devices_see_a_snooze_and_its_return_a_collapse_in_place_mute_and_delete_all_read(
+    browser_server: ServerProcess, user: str
+) -> None:
+    """Snooze from the menu and unsnooze from the Snoozed tab, the server's timer bringing one back, a collapse key's
+    updates as one row with its count, a muted tab, and "delete all read", on two devices."""
+    screenshots = fresh_artifacts("dashboard-collapse-phone.png", "dashboard-snoozed-phone.png", "dashboard-snooze.png")
+    args = ("--test-name-pattern=snooze and its return",)
+    with NodeScript("browser.test.mjs", browser_env(browser_server, user), args=args) as script:
+        script.finish(tests=1)
+    assert_screenshots(screenshots)
+
+
 def test_graphiql_link_opens_its_operation_and_follows_the_editors(browser_server: ServerProcess, user: str) -> None:
     """?query=, ?variables= and ?operationName= in and out; the loading state paints before any script runs."""
     screenshots = fresh_artifacts("graphiql-loading.png", "graphiql-link.png")

@@ -79,7 +79,11 @@ STRICT_ENV = {
 
 
 # The tests of tidings-client.test.mjs that go through the store and the broker: on PostgreSQL + Redis, only these.
-BACKEND_TESTS = ("a 4403 gets a fresh token; a server restart", "a cursor of another database")
+BACKEND_TESTS = (
+    "a 4403 gets a fresh token; a server restart",
+    "a cursor of another database",
+    "two clients of one user: a collapse key, snooze and unsnooze",
+)
 
 
 def test_tidings_client_loses_nothing_across_a_restart_resyncs_a_foreign_cursor_and_stops_on_fatal_closes(

@@ -54,31 +54,43 @@ async def test_stats_count_every_state_for_everyone_and_for_one_user(
     snooze = "mutation($id: ID!, $until: DateTime!) { snoozeNotification(id: $id, until: $until) { id } }"
     await _act(server, snooze, alice[2]["id"], until=later)
     await _act(server, "mutation($id: ID!) { deleteNotification(id: $id) }", alice[3]["id"])
+    mute = 'mutation($u: ID!) { setMutedCategories(userId: $u, categories: ["social"]) { mutedCategories } }'
+    assert "errors" not in await gql(server.graphql_url, mute, {"u": "bob"}, bearer=service_token())
+    await create(server.graphql_url, "bob", "muted", category="social")  # stored read and seen, counted nowhere
+    for title in ("Ann commented", "Ann and Ben commented"):  # one row: the second folds into the first
+        await create(server.graphql_url, "bob", title, collapseKey="post-1")
 
     everyone = tidings("stats", cwd=tmp_path, env=settings)
     assert (everyone.returncode, everyone.stderr) == (0, ""), everyone.stderr
     assert _figures(everyone.stdout) == {
         "users": 2,
-        "notifications": 5,  # six made, one deleted
-        "in inbox": 3,  # alice's read one and her untouched one, bob's
-        "unread": 2,
-        "unseen": 2,
+        "notifications": 7,  # eight made, one deleted, one folded into another
+        "in inbox": 5,  # alice's read one and her untouched one, bob's three
+        "unread": 3,  # alice's untouched one, bob's expiring one and his thread
+        "unseen": 3,
         "archived": 1,
         "snoozed": 1,
         "expiring": 1,
+        "muted": 1,
+        "collapsed": 1,
+        "folded": 1,
         "deleted": 1,
-        "events": 10,  # six creates, read, archive, snooze, delete
-        "kept unread": 2,
-        "kept unseen": 2,
+        "events": 14,  # eight creates (one an UPDATED), read, archive, snooze, delete, PREFERENCES
+        "kept unread": 3,
+        "kept unseen": 3,
         "last position": 9,  # alice's
     }
     one = tidings("stats", "bob", cwd=tmp_path, env=settings)
     assert one.returncode == 0 and "users" not in _figures(one.stdout)
-    assert {name: _figures(one.stdout)[name] for name in ("notifications", "unread", "expiring", "events")} == {
-        "notifications": 1,
-        "unread": 1,
+    names = ("notifications", "unread", "expiring", "muted", "collapsed", "folded", "events")
+    assert {name: _figures(one.stdout)[name] for name in names} == {
+        "notifications": 3,
+        "unread": 2,
         "expiring": 1,
-        "events": 1,
+        "muted": 1,
+        "collapsed": 1,
+        "folded": 1,
+        "events": 5,
     }
 
 

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS = ROOT / "graphql" / "operations"
 EVENTS = (OPERATIONS / "NotificationEvents.graphql").read_text()
 SNOOZE = (OPERATIONS / "SnoozeNotification.graphql").read_text()
+UNSNOOZE = (OPERATIONS / "UnsnoozeNotification.graphql").read_text()
 LIST = """
 query($filter: NotificationFilter) {
   notifications(first: 20, filter: $filter) {
@@ -56,6 +57,7 @@ def test_the_timer_contract_names_are_present() -> None:
     sdl = (ROOT / "graphql" / "schema.graphql").read_text()
     for fragment in (
         "snoozeNotification(id: ID!, until: DateTime!): Notification!",
+        "unsnoozeNotification(id: ID!): Notification!",
         "  expiresAt: DateTime = null\n",
         "  snoozed: Boolean = false\n",
         "  snoozedUntil: DateTime\n",
@@ -120,6 +122,61 @@ async def test_two_devices_see_a_snooze_return_and_an_expiry_in_order_and_a_resu
     assert (await gql(url, "query($id: ID!) { notification(id: $id) { id } }", {"id": a["id"]}, bearer=me))["data"][
         "notification"
     ] == {"id": a["id"]}
+
+
+async def test_two_devices_see_an_unsnooze_as_the_timer_would_send_it_and_a_resume_replays_it(
+    server: ServerProcess, user: str
+) -> None:
+    url, me = server.graphql_url, token(user)
+    start = (await gql(url, LIST, bearer=me))["data"]["notifications"]["feedCursor"]
+    async with (
+        await WSClient.connected(server.ws_url, me) as phone,
+        await WSClient.connected(server.ws_url, me) as laptop,
+    ):
+        for device in (phone, laptop):
+            await device.subscribe(EVENTS, {"after": start})
+        a = await create(url, user, "a", message="a", category="comments")
+        await create(url, user, "b", message="b")
+        await gql(url, "mutation($id: ID!) { markNotificationRead(id: $id) { id } }", {"id": a["id"]}, bearer=me)
+        await _snooze(url, a["id"], _at(3600), me)
+        body = await gql(url, UNSNOOZE, {"id": a["id"]}, bearer=me)
+        back = body["data"]["unsnoozeNotification"]
+        assert {key: back[key] for key in ("id", "read", "seen", "snoozed", "snoozedUntil")} == {
+            "id": a["id"], "read": False, "seen": False, "snoozed": False, "snoozedUntil": None,
+        }  # fmt: skip
+        # Not snoozed any more: returned as it is, no event (the devices hear nothing more below).
+        assert (await gql(url, UNSNOOZE, {"id": a["id"]}, bearer=service_token()))["data"][
+            "unsnoozeNotification"] == back  # fmt: skip
+        live = await asyncio.gather(_frames(phone, 5), _frames(laptop, 5))
+        await phone.assert_silent(1.0)
+    assert live[0] == live[1]
+    assert _said(live[0]) == [
+        ("CREATED", "a", 1, 1, [("comments", 1, 1)]),
+        ("CREATED", "b", 2, 2, []),
+        ("READ", "a", 1, 1, [("comments", 0, 0)]),
+        ("SNOOZED", "a", 1, 1, []),
+        ("UNSNOOZED", "a", 2, 2, [("comments", 1, 1)]),
+    ]
+    event = orjson.loads(live[0][4])["payload"]["data"]["notificationEvents"]
+    assert back["sequence"] == event["sequence"] == event["notification"]["sequence"]  # on top
+    async with await WSClient.connected(server.ws_url, me) as resumed:
+        await resumed.subscribe(EVENTS, {"after": start})
+        assert await _frames(resumed, 5) == live[0]
+        await resumed.assert_silent()
+    page = (await gql(url, LIST, bearer=me))["data"]["notifications"]
+    assert [edge["node"]["title"] for edge in page["edges"]] == ["a", "b"]
+    assert (page["unreadCount"], page["unseenCount"]) == (2, 2)
+
+    # Someone else's, not an id, a deleted one: refused, nothing written.
+    before = page["feedCursor"]
+    other = await gql(url, UNSNOOZE, {"id": a["id"]}, bearer=token(f"{user}-intruder"))
+    assert error_codes(other) == ["NOT_FOUND"], other
+    bad = await gql(url, UNSNOOZE, {"id": "nope"}, bearer=me)
+    assert error_codes(bad) == ["BAD_USER_INPUT"] and bad["errors"][0]["extensions"]["argument"] == "id", bad
+    assert error_codes(await gql(url, UNSNOOZE, {"id": a["id"]})) == ["UNAUTHENTICATED"]
+    assert (await gql(url, LIST, bearer=me))["data"]["notifications"]["feedCursor"] == before
+    await gql(url, "mutation($id: ID!) { deleteNotification(id: $id) }", {"id": a["id"]}, bearer=me)
+    assert error_codes(await gql(url, UNSNOOZE, {"id": a["id"]}, bearer=me)) == ["NOT_FOUND"]
 
 
 async def test_a_snoozed_notification_is_only_in_the_snoozed_tab_and_counts_nothing_until_it_returns(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from tests.test_inbox_store import _create, _fill_at_0001, assert_counts_are_the_recount, database_url
 from tidings import migrate
-from tidings.store import CategoryCounts, Counts, EventKind, SqlStore, create_engine
+from tidings.store import CategoryCounts, Counts, EventKind, NotFound, SqlStore, create_engine
 from tidings.store.models import notifications
 
 __all__ = ["database_url"]  # the fixture, shared with the migration test of 0002
@@ -58,6 +59,36 @@ async def test_a_snoozed_notification_leaves_lists_and_counts_and_comes_back_on_
     # Marking all read up to a position taken before it came back leaves it unread: it is newer than that.
     result = await store.mark_all_read(user_id=user, up_to_seq=back.seq - 1)
     assert result.count == 1 and result.position.unread_count == 1
+
+
+async def test_unsnoozing_brings_it_back_at_once_as_the_timer_would(store: SqlStore, user: str) -> None:
+    a, _ = await _create(store, user, "a", category="comments")
+    b, _ = await _create(store, user, "b", category="comments")
+    await store.mark_read(notification_id=a.id, owner=user)
+    until = _now() + HOUR
+    await store.snooze(notification_id=a.id, owner=user, until=until)
+    record, event = await store.unsnooze(notification_id=a.id, owner=user)
+    assert event is not None and event.kind is EventKind.UNSNOOZED and event.notification == record
+    assert (record.read_at, record.seen_at, record.snoozed_until, record.seq) == (None, None, None, event.seq)
+    assert (event.unread_count, event.unseen_count) == (2, 2)
+    assert event.category_counts == (CategoryCounts("comments", 2, 2),)
+    assert [item.title for item in (await store.list_notifications(user_id=user, first=10)).items] == ["a", "b"]
+    assert await store.next_due() is None
+    assert await store.fire_due(now=until, limit=10) == []  # the timer it had does not fire too
+    # Not snoozed (any more, or ever): returned as it is, no event; a service may unsnooze any user's.
+    for notification in (a, b):
+        same, none = await store.unsnooze(notification_id=notification.id, owner=None)
+        assert none is None and same == await store.get_notification(notification.id, owner=None)
+    assert [event.kind for event in await store.events_after(user, 0, limit=10)][-2:] == [
+        EventKind.SNOOZED,
+        EventKind.UNSNOOZED,
+    ]
+    assert await assert_counts_are_the_recount(store, user) == Counts(2, 2)
+    with pytest.raises(NotFound):
+        await store.unsnooze(notification_id=a.id, owner=f"{user}-other")
+    await store.delete(notification_id=a.id, owner=user)
+    with pytest.raises(NotFound):
+        await store.unsnooze(notification_id=a.id, owner=user)
 
 
 async def test_archive_ends_a_snooze_and_snoozing_an_archived_one_brings_it_back_to_the_inbox(

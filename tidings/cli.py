@@ -246,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="count notifications per state, events and users in the database",
         description="Read the database (TIDINGS_DATABASE_URL, or the SQLite database in TIDINGS_DATA_DIR) and print, "
         "for all users or one, how many notifications are live, in the inbox, unread, unseen, archived, snoozed, "
-        "expiring and deleted, how many events are kept, and the unread/unseen counts the feeds keep (exit 3 when "
-        "they differ from a recount).",
+        "expiring, muted, collapsed (and how many creates folded into them) and deleted, how many events are kept, "
+        "and the unread/unseen counts the feeds keep (exit 3 when they differ from a recount).",
     )
     stats.add_argument("user", nargs="?", help="one user id (default: everyone)")
     stats.set_defaults(run=_stats)

@@ -603,7 +603,8 @@ class Mutation:
             "its counts (lists show it with `filter: {snoozed: true}`), devices get a SNOOZED event, and when the "
             "time comes it is back on top, unread and unseen, with an UNSNOOZED event on every device. An archived "
             "one leaves the archive, to come back to the inbox; snoozed already: the new time replaces the old; "
-            "the same time: returned unchanged, no event. Archiving a snoozed one ends its snooze."
+            "the same time: returned unchanged, no event. Archiving a snoozed one ends its snooze; "
+            "unsnoozeNotification brings it back now."
         )
     )
     async def snooze_notification(self, info: Info[Context, None], id: strawberry.ID, until: datetime) -> Notification:
@@ -612,6 +613,16 @@ class Mutation:
         record = await _change_one(info.context, id, lambda **which: store.snooze(**which, until=when))
         info.context.services.timers.schedule(when)
         return Notification.from_record(record)
+
+    @strawberry.mutation(
+        description=(
+            "End a snooze now: the notification is back on top, unread and unseen, with an UNSNOOZED event on every "
+            "device, exactly as when its time comes. Not snoozed: returned unchanged, no event."
+        )
+    )
+    async def unsnooze_notification(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
+        store = info.context.services.store
+        return Notification.from_record(await _change_one(info.context, id, store.unsnooze))
 
     @strawberry.mutation(description="Delete one notification; returns its id. Devices get a DELETED event.")
     async def delete_notification(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:

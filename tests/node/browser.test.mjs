@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 
 import { env, eventually, pause } from "./lib/harness.mjs";
-import { createNotification, server } from "./lib/tidings.mjs";
+import { createNotification, graphql, operations, server } from "./lib/tidings.mjs";
 
 // The flags that work on this kind of machine (FIELD-NOTES.md); launch() gives every run a fresh profile.
 const FLAGS = [
@@ -268,6 +268,91 @@ test("tabs by category, the bell cleared by opening, archive and unread: live on
   await item(laptop.page, "Deploy finished").waitFor(WAIT);
   assert.equal(await item(phone.page, "Deploy finished").count(), 0, "not in the archive");
   await screenshot(laptop.page, "dashboard-tabs.png");
+
+  await laptop.context.close();
+  await phone.context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("snooze and its return, a collapse key's update in place, mute and delete all read: live on a laptop and a phone of one user", async () => {
+  const user = `${server.user}-snooze`;
+  const laptop = await device();
+  const phone = await device({ width: 390, height: 844 });
+  await signInWithName(laptop.page, user);
+  await signInWithName(phone.page, user);
+  const both = [laptop, phone];
+  const first = (page) => page.locator(".item").first();
+
+  // A collapse key: the second and third creates update the one row in place, on both, with its count.
+  const thread = { userId: user, category: "comments", collapseKey: "post-7:comments" };
+  await createNotification("Alice commented", thread);
+  for (const { page } of both) await item(page, "Alice commented").waitFor(WAIT);
+  await createNotification("Report ready", { userId: user, category: "reports" });
+  for (const { page } of both) await item(page, "Report ready").waitFor(WAIT);
+  await createNotification("Alice and Bob commented", thread);
+  await createNotification("Alice, Bob and Carol commented", thread);
+  for (const { page } of both) {
+    const row = item(page, "Alice, Bob and Carol commented");
+    await row.filter({ hasText: "+2 more" }).waitFor(WAIT);
+    assert.equal(await page.locator(".item").count(), 2, "one row for the thread, beside the report");
+    assert.equal(await first(page).locator(".title").innerText(), "Alice, Bob and Carol commented", "on top");
+    await tab(page, "comments", 1).waitFor(WAIT);
+    await bell(page, 2).waitFor(WAIT);
+  }
+  await screenshot(phone.page, "dashboard-collapse-phone.png");
+
+  // Snoozed from the laptop's menu: gone from both inboxes and their counts, listed in the phone's Snoozed tab.
+  await laptop.page.getByRole("combobox", { name: "Snooze “Report ready”" }).selectOption("Tomorrow 9:00");
+  for (const { page } of both) {
+    await item(page, "Report ready").waitFor({ ...WAIT, state: "detached" });
+    await tab(page, "All", 1).waitFor(WAIT);
+  }
+  await tab(phone.page, "Snoozed").click();
+  await phone.page.getByRole("heading", { name: "Snoozed" }).waitFor(WAIT);
+  const snoozed = item(phone.page, "Report ready");
+  await snoozed.filter({ hasText: "Snoozed until" }).waitFor(WAIT);
+  assert.equal(await phone.page.locator(".item").count(), 1);
+  await screenshot(phone.page, "dashboard-snoozed-phone.png");
+
+  // Unsnoozed on the phone: back on top of the laptop's inbox, unread and unseen (the bell rings again).
+  assert.ok(await phone.page.getByRole("button", { name: "Mark all read" }).isHidden(), "the inbox's actions only");
+  await laptop.page.getByRole("button", { name: "Notifications, 1 new" }).click(); // the thread: seen
+  await bell(phone.page, 0).waitFor(WAIT);
+  await phone.page.getByRole("button", { name: "Unsnooze “Report ready”" }).click();
+  await item(phone.page, "Report ready").waitFor({ ...WAIT, state: "detached" });
+  await unreadItem(laptop.page, "Report ready").and(laptop.page.locator(".unseen")).waitFor(WAIT);
+  assert.equal(await first(laptop.page).locator(".title").innerText(), "Report ready", "on top");
+  for (const { page } of both) await bell(page, 1).waitFor(WAIT);
+
+  // Snoozed for a moment by another device of the user (the API): the server's timer brings it back on its own.
+  const [reportRow] = await laptop.page.locator(".item").evaluateAll((items) => items.map((li) => li.dataset.id));
+  const until = new Date(Date.now() + 3_000).toISOString();
+  await graphql(operations.SnoozeNotification, { id: reportRow, until }, server.serviceToken);
+  await item(phone.page, "Report ready").waitFor(WAIT); // the phone's Snoozed tab lists it, and then lets it go
+  await item(phone.page, "Report ready").waitFor({ ...WAIT, state: "detached" });
+  await unreadItem(laptop.page, "Report ready").waitFor(WAIT);
+  assert.equal(await first(laptop.page).locator(".title").innerText(), "Report ready", "back on top");
+
+  // Muted from the comments tab on the phone: both tabs say so; a new comment arrives read, and no bell rings.
+  await tab(phone.page, "comments", 1).click();
+  await phone.page.getByRole("button", { name: "Mute comments" }).click();
+  for (const { page } of both) await tab(page, "comments, muted", 1).waitFor(WAIT);
+  await phone.page.getByRole("button", { name: "Unmute comments" }).waitFor(WAIT);
+  await createNotification("Dave commented elsewhere", { userId: user, category: "comments" });
+  for (const { page } of both) await readItem(page, "Dave commented elsewhere").waitFor(WAIT);
+  for (const { page } of both) await bell(page, 1).waitFor(WAIT);
+  await phone.page.getByRole("button", { name: "Unmute comments" }).click();
+  for (const { page } of both) await tab(page, "comments", 1).waitFor(WAIT);
+
+  // Delete all read on the laptop, after it asks: the read ones go from both lists, the unread ones stay.
+  laptop.page.once("dialog", (dialog) => void dialog.accept());
+  await laptop.page.getByRole("button", { name: "Delete all read" }).click();
+  for (const { page } of both) {
+    await item(page, "Dave commented elsewhere").waitFor({ ...WAIT, state: "detached" });
+  }
+  await item(laptop.page, "Report ready").waitFor(WAIT);
+  await item(laptop.page, "Alice, Bob and Carol commented").waitFor(WAIT);
+  await screenshot(laptop.page, "dashboard-snooze.png");
 
   await laptop.context.close();
   await phone.context.close();

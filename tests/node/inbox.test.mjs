@@ -220,6 +220,19 @@ test("a snoozed notification leaves the list and comes back on every device; pre
     const back = (await me(operations.Notifications, { first: 20 })).notifications;
     assert.equal(back.edges[0].node.id, reminder.id, "back on top");
     assert.equal(back.edges[0].node.read, false);
+    // Snoozed for an hour, then unsnoozed now (UnsnoozeNotification.graphql): the same UNSNOOZED on both devices.
+    await me(operations.SnoozeNotification, { id: reminder.id, until: new Date(Date.now() + 3_600_000).toISOString() });
+    const now = (await me(operations.UnsnoozeNotification, { id: reminder.id })).unsnoozeNotification;
+    assert.deepEqual([now.id, now.snoozed, now.read, now.seen], [reminder.id, false, false, false]);
+    const [phoneAgain, laptopAgain] = await Promise.all(
+      [onPhone, onLaptop].map(({ events }) => events.take(2, 10_000, "snoozed, unsnoozed")),
+    );
+    assert.deepEqual(laptopAgain, phoneAgain);
+    assert.deepEqual(
+      phoneAgain.map((e) => [e.kind, e.notification.snoozed]),
+      [["SNOOZED", true], ["UNSNOOZED", false]],
+    );
+    assert.equal(phoneAgain[1].notification.sequence, now.sequence, "on top");
     onPhone.dispose();
     onLaptop.dispose();
   } finally {

@@ -198,6 +198,80 @@ test("two clients of one user: seen, unread again, archive and the category coun
   }
 });
 
+test("two clients of one user: a collapse key, snooze and unsnooze, mute and bulk delete, live on both", async () => {
+  const laptop = tidingsClient({ getToken: () => server.userToken });
+  const phone = tidingsClient({ getToken: () => server.userToken });
+  const both = [laptop, phone];
+  const next = async (kind) => {
+    const [onLaptop, onPhone] = await Promise.all(both.map(({ events }) => events.next(10_000, kind)));
+    assert.deepEqual(onPhone, onLaptop);
+    assert.equal(onLaptop.kind, kind);
+    return onLaptop;
+  };
+  const counts = (device) => [device.client.unreadCount, device.client.unseenCount];
+  try {
+    // What the earlier tests left, wherever it is: gone, so that the counts start at zero.
+    await laptop.client.deleteNotifications({}, null);
+    const page = await laptop.client.notifications({ filter: { archived: null, snoozed: null } });
+    assert.deepEqual([page.edges, page.unreadCount, page.unseenCount], [[], 0, 0]);
+    const mutedLists = [];
+    laptop.client.onMutedCategories((list) => mutedLists.push(list));
+    for (const { client } of both) {
+      await client.fetchCategoryCounts();
+      assert.deepEqual(await client.fetchMutedCategories(), []);
+      client.start({ after: page.feedCursor, unreadCount: 0, unseenCount: 0 });
+    }
+
+    // Two creates with one collapse key: one row, replaced in place, its count one more.
+    const alice = await createNotification("Alice commented", { category: "comments", collapseKey: "post-1" });
+    assert.equal((await next("CREATED")).notification.collapsedCount, 0);
+    await createNotification("Alice and Bob commented", { category: "comments", collapseKey: "post-1" });
+    const updated = (await next("UPDATED")).notification;
+    assert.deepEqual([updated.id, updated.title, updated.collapsedCount], [alice.id, "Alice and Bob commented", 1]);
+    for (const device of both) assert.deepEqual(counts(device), [1, 1]);
+
+    // Snoozed on the phone, out of the counts on both; unsnoozed on the laptop: back on top, unread and unseen.
+    const until = new Date(Date.now() + 3_600_000);
+    const snoozed = await phone.client.snooze(alice.id, until);
+    assert.deepEqual([snoozed.snoozed, Date.parse(snoozed.snoozedUntil)], [true, until.getTime()]);
+    assert.equal(Date.parse((await next("SNOOZED")).notification.snoozedUntil), until.getTime());
+    for (const device of both) assert.deepEqual(counts(device), [0, 0]);
+    const back = await laptop.client.unsnooze(alice.id);
+    assert.deepEqual([back.snoozed, back.snoozedUntil, back.read, back.seen], [false, null, false, false]);
+    const unsnoozed = await next("UNSNOOZED");
+    assert.deepEqual([unsnoozed.sequence, unsnoozed.notification.sequence], [back.sequence, back.sequence]);
+    for (const device of both) assert.deepEqual(counts(device), [1, 1]);
+    assert.deepEqual(await phone.client.unsnooze(alice.id), back, "not snoozed: unchanged, and no event");
+
+    // Muted on the phone: both keep the new set from the PREFERENCES event; a new one there arrives read, uncounted.
+    assert.deepEqual(await phone.client.setMutedCategories(["social"]), ["social"]);
+    assert.deepEqual((await next("PREFERENCES")).mutedCategories, ["social"]);
+    for (const { client } of both) assert.deepEqual(client.mutedCategories, ["social"]);
+    assert.deepEqual(mutedLists, [["social"]]);
+    await createNotification("Party on Friday", { category: "social" });
+    const party = (await next("CREATED")).notification;
+    assert.deepEqual([party.muted, party.read, party.seen], [true, true, true]);
+    for (const device of both) assert.deepEqual(counts(device), [1, 1]);
+
+    // Delete all read, up to the last event the phone delivered: the muted one and the comment once read.
+    await laptop.client.markRead(alice.id);
+    await next("READ");
+    const deleted = await phone.client.deleteNotifications({ read: true });
+    assert.deepEqual([deleted.count, deleted.hasMore, deleted.unreadCount, deleted.unseenCount], [2, false, 0, 0]);
+    const bulk = await next("BULK_DELETED");
+    assert.deepEqual([bulk.count, bulk.deleted, bulk.upToSequence], [2, { read: true, archived: null, category: null }, party.sequence]);
+    const left = await laptop.client.notifications({ filter: { archived: null, snoozed: null } });
+    assert.deepEqual(left.edges, []);
+
+    await laptop.client.setMutedCategories([]); // as the later tests expect
+    await next("PREFERENCES");
+    for (const { client } of both) assert.deepEqual(client.mutedCategories, []);
+    for (const { events } of both) await events.silent();
+  } finally {
+    await Promise.all(both.map(({ client }) => client.dispose()));
+  }
+});
+
 test("a refused token that getToken cannot replace (4403): failed, not retried; start() with a fresh one goes live", async () => {
   const refusals = [];
   let token = server.expiredToken;

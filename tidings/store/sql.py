@@ -837,6 +837,34 @@ class SqlStore:
             notification_id=notification_id, owner=owner, kind=EventKind.SNOOZED, change=snoozing(until)
         )
 
+    @_to_the_end
+    async def unsnooze(self, *, notification_id: str, owner: str | None) -> tuple[NotificationRecord, FeedEvent | None]:
+        """End one notification's snooze now, exactly as its timer would (fire_due). Not snoozed: no event."""
+        user_id = await self._owner_of(notification_id, owner)
+        async with self._write() as conn:
+            position = await self._lock_feed(conn, user_id)
+            current = await self._locked_notification(conn, notification_id, user_id)
+            if current.snoozed_until is None:
+                return current, None
+            return await self._end_snooze(conn, position, user_id, current)
+
+    async def _end_snooze(
+        self, conn: AsyncConnection, position: FeedPosition, user_id: str, current: NotificationRecord
+    ) -> tuple[NotificationRecord, FeedEvent]:
+        """Bring a snoozed notification of a locked feed back on top, unread and unseen, with its UNSNOOZED event."""
+        values = unsnoozing(position.seq + 1)
+        record = dataclasses.replace(current, **values)
+        await conn.execute(notifications.update().where(notifications.c.id == current.id).values(**values))
+        event = await self._append(
+            conn,
+            position,
+            user_id=user_id,
+            kind=EventKind.UNSNOOZED,
+            change=counted(record) - counted(current),
+            notification=record,
+        )
+        return record, event
+
     async def fire_due(self, *, now: datetime, limit: int) -> list[FeedEvent]:
         """End the snoozes and expiries due at `now`, at most `limit`: one UNSNOOZED or EXPIRED event each.
 
@@ -873,16 +901,19 @@ class SqlStore:
             ).all()
             for current in sorted((_record(row) for row in rows), key=lambda record: (due_at(record), record.seq)):
                 if expired(current, now):
-                    values: dict[str, Any] = {"deleted_at": now}
-                    kind, record, change = EventKind.EXPIRED, current, Counts() - counted(current)
+                    await conn.execute(
+                        notifications.update().where(notifications.c.id == current.id).values(deleted_at=now)
+                    )
+                    event = await self._append(
+                        conn,
+                        position,
+                        user_id=user_id,
+                        kind=EventKind.EXPIRED,
+                        change=Counts() - counted(current),
+                        notification=current,
+                    )
                 else:
-                    values = unsnoozing(position.seq + 1)
-                    kind, record = EventKind.UNSNOOZED, dataclasses.replace(current, **values)
-                    change = counted(record) - counted(current)
-                await conn.execute(notifications.update().where(notifications.c.id == current.id).values(**values))
-                event = await self._append(
-                    conn, position, user_id=user_id, kind=kind, change=change, notification=record
-                )
+                    _, event = await self._end_snooze(conn, position, user_id, current)
                 position = FeedPosition(event.seq, event.unread_count, event.unseen_count)
                 fired.append(event)
         return fired

@@ -22,6 +22,9 @@ class Stats:
     archived: int
     snoozed: int
     expiring: int  # live with an expiry set
+    muted: int  # live, arrived in a category the user had muted (stored read and seen)
+    collapsed: int  # live, with later creates of their collapse key folded into them
+    folded: int  # those later creates: each updated a row instead of adding one
     deleted: int  # tombstones kept for idempotency until retention removes them
     events: int  # feed positions kept for resuming
     kept_unread: int  # what the feeds say (the counts clients see)
@@ -52,6 +55,9 @@ async def state_counts(engine: AsyncEngine, user_id: str | None = None) -> Stats
         _count(sa.and_(mine, LIVE, c.archived_at.is_not(None))),
         _count(sa.and_(mine, LIVE, c.snoozed_until.is_not(None))),
         _count(sa.and_(mine, LIVE, c.expires_at.is_not(None))),
+        _count(sa.and_(mine, LIVE, c.muted.is_(True))),
+        _count(sa.and_(mine, LIVE, c.collapsed_count > 0)),
+        sa.select(sa.func.coalesce(sa.func.sum(c.collapsed_count), 0)).where(mine, LIVE).scalar_subquery(),
         _count(sa.and_(mine, c.deleted_at.is_not(None))),
     )
     feed_rows = feeds.c.user_id == user_id if user_id is not None else sa.true()
@@ -64,7 +70,7 @@ async def state_counts(engine: AsyncEngine, user_id: str | None = None) -> Stats
     event_rows = events.c.user_id == user_id if user_id is not None else sa.true()
     event_figures = sa.select(sa.func.count()).select_from(events).where(event_rows)
     async with engine.connect() as conn, conn.begin():
-        live, inbox, unread, unseen, archived, snoozed, expiring, deleted = (
+        live, inbox, unread, unseen, archived, snoozed, expiring, muted, collapsed, folded, deleted = (
             await conn.execute(notification_figures)
         ).one()
         users, kept_unread, kept_unseen, last_position = (await conn.execute(feed_figures)).one()
@@ -78,6 +84,9 @@ async def state_counts(engine: AsyncEngine, user_id: str | None = None) -> Stats
         archived=archived,
         snoozed=snoozed,
         expiring=expiring,
+        muted=muted,
+        collapsed=collapsed,
+        folded=int(folded),
         deleted=deleted,
         events=kept_events,
         kept_unread=int(kept_unread),

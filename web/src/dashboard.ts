@@ -4,6 +4,7 @@ import "./dashboard.css";
 import {
   type CategoryCount,
   type ConnectionState,
+  type DeleteFilter,
   type Notification,
   type NotificationEvent,
   type NotificationPage,
@@ -26,7 +27,7 @@ import {
   saveSession,
   takeSignInCode,
 } from "./session";
-import { fullTime, relativeTime } from "./time";
+import { SNOOZE_PRESETS, fullTime, relativeTime } from "./time";
 
 const PAGE_SIZE = 20;
 const GRAPHQL_URL = new URL("/graphql", location.href).href;
@@ -69,6 +70,9 @@ const ui = {
   unreadSummary: $("unread-summary"),
   markAll: $<HTMLButtonElement>("mark-all"),
   archiveAll: $<HTMLButtonElement>("archive-all"),
+  deleteRead: $<HTMLButtonElement>("delete-read"),
+  emptyArchive: $<HTMLButtonElement>("empty-archive"),
+  mute: $<HTMLButtonElement>("mute"),
   tabs: $("tabs"),
   list: $<HTMLOListElement>("list"),
   empty: $("empty"),
@@ -84,20 +88,23 @@ const ui = {
   sendStatus: $("send-status"),
 };
 
-/** What the list shows: the inbox (all of it, or one category's tab), or the archive. */
-type View = { archived: false; category: string | null } | { archived: true };
+/** What the list shows: the inbox (all of it, or one category's tab), the snoozed ones, or the archive. */
+type View = { list: "inbox"; category: string | null } | { list: "snoozed" } | { list: "archived" };
+const ALL: View = { list: "inbox", category: null };
+const MAX_DELETE_CALLS = 100; // "delete all read" / "empty archive": calls of at most TIDINGS_MAX_BULK_DELETE each
 
 /** The list as shown: notifications by id (newest first when rendered), the next page, the badges. */
 const inbox = {
-  view: { archived: false, category: null } as View,
+  view: ALL as View,
   items: new Map<string, Notification>(),
   endCursor: null as string | null,
   hasNextPage: false,
   unreadCount: 0,
   unseenCount: 0,
   categories: [] as readonly CategoryCount[],
+  muted: [] as readonly string[],
   elements: new Map<string, HTMLLIElement>(),
-  tabs: new Map<string, HTMLButtonElement>(), // by key: "all", "archived", "category:<name>"
+  tabs: new Map<string, HTMLButtonElement>(), // by key: "all", "snoozed", "archived", "category:<name>"
 };
 /** Events that arrived while a page of the list was on its way: applied on top of it once it is there. */
 let heldEvents: NotificationEvent[] | null = null;
@@ -127,10 +134,18 @@ function renderBadge(): void {
   ui.bell.setAttribute("aria-label", unseen === 0 ? "Notifications, none new" : `Notifications, ${unseen} new`);
   const count = inbox.unreadCount;
   const view = inbox.view;
-  const shown = view.archived ? null : view.category === null ? count : categoryCount(view.category).unreadCount;
+  const shown = view.list !== "inbox" ? null : view.category === null ? count : categoryCount(view.category).unreadCount;
   ui.unreadSummary.textContent = shown === null ? "" : shown === 0 ? "· all read" : `· ${shown} unread`;
   ui.markAll.disabled = count === 0;
-  ui.markAll.hidden = ui.archiveAll.hidden = view.archived;
+  ui.markAll.hidden = ui.archiveAll.hidden = ui.deleteRead.hidden = view.list !== "inbox";
+  ui.emptyArchive.hidden = view.list !== "archived";
+  // Mute from a category's tab: its new notifications arrive read and seen, and ring no bell.
+  ui.mute.hidden = view.list !== "inbox" || view.category === null;
+  if (view.list === "inbox" && view.category !== null) {
+    const action = inbox.muted.includes(view.category) ? "Unmute" : "Mute";
+    ui.mute.textContent = `${action} ${view.category}`;
+    ui.mute.setAttribute("aria-pressed", String(action === "Unmute"));
+  }
   document.title = count === 0 ? "tidings · inbox" : `(${count}) tidings · inbox`;
   renderTabs();
 }
@@ -140,22 +155,27 @@ function categoryCount(category: string): CategoryCount {
 }
 
 const viewKey = (view: View): string =>
-  view.archived ? "archived" : view.category === null ? "all" : `category:${view.category}`;
+  view.list !== "inbox" ? view.list : view.category === null ? "all" : `category:${view.category}`;
 
-/** All, a tab per category the user has had (by name) with its unread badge, Archived; in place, like the list. */
+/**
+ * All, a tab per category the user has had (by name) with its unread badge and whether it is muted, Snoozed,
+ * Archived; in place, like the list.
+ */
 function renderTabs(): void {
-  const tabs: { key: string; label: string; view: View; unread: number | null }[] = [
-    { key: "all", label: "All", view: { archived: false, category: null }, unread: inbox.unreadCount },
+  const tabs: { key: string; label: string; view: View; unread: number | null; muted: boolean }[] = [
+    { key: "all", label: "All", view: ALL, unread: inbox.unreadCount, muted: false },
     ...inbox.categories.map(({ category, unreadCount }) => ({
       key: `category:${category}`,
       label: category,
-      view: { archived: false, category } as View,
+      view: { list: "inbox", category } as View,
       unread: unreadCount,
+      muted: inbox.muted.includes(category),
     })),
-    { key: "archived", label: "Archived", view: { archived: true }, unread: null },
+    { key: "snoozed", label: "Snoozed", view: { list: "snoozed" }, unread: null, muted: false },
+    { key: "archived", label: "Archived", view: { list: "archived" }, unread: null, muted: false },
   ];
   const selected = viewKey(inbox.view);
-  tabs.forEach(({ key, label, view, unread }, index) => {
+  tabs.forEach(({ key, label, view, unread, muted }, index) => {
     let tab = inbox.tabs.get(key);
     if (!tab) {
       tab = document.createElement("button");
@@ -163,7 +183,8 @@ function renderTabs(): void {
       tab.className = "tab";
       tab.setAttribute("role", "tab");
       tab.setAttribute("aria-controls", "list");
-      tab.innerHTML = `<span class="tab-label"></span><span class="tab-badge" aria-hidden="true"></span>`;
+      tab.innerHTML = `<span class="tab-label"></span><span class="tab-muted" aria-hidden="true">muted</span>
+        <span class="tab-badge" aria-hidden="true"></span>`;
       tab.querySelector(".tab-label")!.textContent = label;
       tab.addEventListener("click", () => void choose(view));
       inbox.tabs.set(key, tab);
@@ -171,7 +192,9 @@ function renderTabs(): void {
     tab.dataset.key = key;
     tab.setAttribute("aria-selected", String(key === selected));
     tab.tabIndex = key === selected ? 0 : -1;
-    tab.setAttribute("aria-label", unread === null ? label : `${label}, ${unread === 0 ? "none" : unread} unread`);
+    const name = muted ? `${label}, muted` : label;
+    tab.setAttribute("aria-label", unread === null ? name : `${name}, ${unread === 0 ? "none" : unread} unread`);
+    tab.querySelector<HTMLElement>(".tab-muted")!.hidden = !muted;
     const badge = tab.querySelector<HTMLElement>(".tab-badge")!;
     badge.hidden = !unread;
     badge.textContent = badgeText(unread ?? 0);
@@ -194,11 +217,16 @@ function itemElement(notification: Notification): HTMLLIElement {
     element.innerHTML = `
       <span class="icon" aria-hidden="true"></span>
       <div class="body">
-        <div class="title-row"><span class="title"></span><time></time></div>
+        <div class="title-row">
+          <span class="heading"><span class="title"></span> <span class="collapsed"></span></span><time></time>
+        </div>
         <p class="message"></p>
+        <p class="snoozed-until"></p>
       </div>
       <div class="actions">
         <button type="button" class="mark-read"></button>
+        <select class="snooze secondary"><option value="" selected>Snooze…</option></select>
+        <button type="button" class="unsnooze secondary"></button>
         <button type="button" class="archive secondary"></button>
       </div>`;
     const id = notification.id;
@@ -212,19 +240,41 @@ function itemElement(notification: Notification): HTMLLIElement {
       const item = inbox.items.get(id);
       if (client && item) void act(archiveButton, item.archived ? client.unarchive(id) : client.archive(id), id);
     });
+    // Snooze until a preset time, in the user's time zone; the server brings it back then, on every device.
+    const snoozeMenu = element.querySelector<HTMLSelectElement>(".snooze")!;
+    for (const preset of SNOOZE_PRESETS) snoozeMenu.add(new Option(preset.label, preset.label));
+    snoozeMenu.addEventListener("change", () => {
+      const preset = SNOOZE_PRESETS.find(({ label }) => label === snoozeMenu.value);
+      snoozeMenu.value = "";
+      if (client && preset) void act(snoozeMenu, client.snooze(id, preset.until(new Date())), id);
+    });
+    const unsnoozeButton = element.querySelector<HTMLButtonElement>(".unsnooze")!;
+    unsnoozeButton.addEventListener("click", () => {
+      if (client) void act(unsnoozeButton, client.unsnooze(id), id);
+    });
     inbox.elements.set(notification.id, element);
   }
   element.dataset.id = notification.id;
   element.dataset.type = notification.type;
   element.classList.toggle("unread", !notification.read);
   element.classList.toggle("unseen", !notification.seen);
+  element.classList.toggle("muted-item", notification.muted);
   element.querySelector(".icon")!.textContent = TYPE_ICONS[notification.type];
   element.querySelector(".title")!.textContent = notification.title;
+  // A collapse key folded later creates into it: "Alice commented +3 more" is one row, updated in place.
+  const collapsed = element.querySelector<HTMLElement>(".collapsed")!;
+  collapsed.hidden = notification.collapsedCount === 0;
+  collapsed.textContent = `+${notification.collapsedCount} more`;
   element.querySelector(".message")!.textContent = notification.message;
+  const until = element.querySelector<HTMLElement>(".snoozed-until")!;
+  until.hidden = notification.snoozedUntil == null;
+  until.textContent = notification.snoozedUntil == null ? "" : `Snoozed until ${fullTime(notification.snoozedUntil)}`;
+  // The time of its latest news: a collapsed one's last update.
+  const shownAt = notification.updatedAt ?? notification.createdAt;
   const time = element.querySelector("time")!;
-  time.dateTime = notification.createdAt;
-  time.title = fullTime(notification.createdAt);
-  time.textContent = relativeTime(notification.createdAt);
+  time.dateTime = shownAt;
+  time.title = fullTime(shownAt);
+  time.textContent = relativeTime(shownAt);
   const markButton = element.querySelector<HTMLButtonElement>(".mark-read")!;
   markButton.textContent = notification.read ? "Mark unread" : "Mark read";
   markButton.setAttribute("aria-label", `Mark “${notification.title}” ${notification.read ? "unread" : "read"}`);
@@ -232,6 +282,13 @@ function itemElement(notification: Notification): HTMLLIElement {
   const archiveAction = notification.archived ? "Unarchive" : "Archive";
   archiveButton.textContent = archiveAction;
   archiveButton.setAttribute("aria-label", `${archiveAction} “${notification.title}”`);
+  const snoozeMenu = element.querySelector<HTMLSelectElement>(".snooze")!;
+  snoozeMenu.hidden = notification.snoozed || notification.archived;
+  snoozeMenu.setAttribute("aria-label", `Snooze “${notification.title}”`);
+  const unsnoozeButton = element.querySelector<HTMLButtonElement>(".unsnooze")!;
+  unsnoozeButton.hidden = !notification.snoozed;
+  unsnoozeButton.textContent = "Unsnooze";
+  unsnoozeButton.setAttribute("aria-label", `Unsnooze “${notification.title}”`);
   return element;
 }
 
@@ -249,11 +306,15 @@ function renderList(): void {
     }
   }
   ui.empty.hidden = ordered.length > 0;
-  ui.emptyText.textContent = inbox.view.archived
-    ? "Nothing archived. Archive what you are done with, and find it here."
-    : "Nothing here yet. Send a test notification and watch it arrive.";
+  ui.emptyText.textContent = EMPTY_TEXT[inbox.view.list];
   ui.loadMore.hidden = !inbox.hasNextPage;
 }
+
+const EMPTY_TEXT: Record<View["list"], string> = {
+  inbox: "Nothing here yet. Send a test notification and watch it arrive.",
+  snoozed: "Nothing snoozed. Snooze a notification to have it come back, unread, when you want it.",
+  archived: "Nothing archived. Archive what you are done with, and find it here.",
+};
 
 function refreshTimes(): void {
   for (const element of ui.list.querySelectorAll("time")) element.textContent = relativeTime(element.dateTime);
@@ -269,14 +330,21 @@ function addPage(page: NotificationPage, { replace }: { replace: boolean }): voi
   renderList();
 }
 
-function filter(view: View): { archived: boolean; category?: string | null } {
-  return view.archived ? { archived: true } : { archived: false, category: view.category };
+function filter(view: View): { archived: boolean; snoozed: boolean; category?: string | null } {
+  if (view.list === "archived") return { archived: true, snoozed: false };
+  if (view.list === "snoozed") return { archived: false, snoozed: true };
+  return { archived: false, snoozed: false, category: view.category };
 }
 
 function inView(notification: Notification): boolean {
   const view = inbox.view;
-  if (view.archived) return notification.archived;
-  return !notification.archived && (view.category === null || notification.category === view.category);
+  if (view.list === "archived") return notification.archived;
+  if (view.list === "snoozed") return notification.snoozed;
+  return (
+    !notification.archived &&
+    !notification.snoozed &&
+    (view.category === null || notification.category === view.category)
+  );
 }
 
 /** Show a notification as an event left it: in this view or not, where its sequence puts it. */
@@ -319,7 +387,12 @@ function apply(event: NotificationEvent): void {
     case "UNREAD":
     case "ARCHIVED":
     case "UNARCHIVED":
+    case "SNOOZED":
       if (notification) upsert(notification);
+      break;
+    case "UNSNOOZED": // back on top, unread and unseen
+    case "UPDATED": // a collapse key folded a create into it: replaced, on top, its count one more
+      if (notification && (upsert(notification) || inbox.items.has(notification.id))) arrived = notification.id;
       break;
     case "ALL_READ":
       each(event.upToSequence, (item) => !item.read, (item) => {
@@ -332,20 +405,33 @@ function apply(event: NotificationEvent): void {
       });
       break;
     case "ALL_ARCHIVED":
-      if (inbox.view.archived) {
+      if (inbox.view.list === "archived") {
         reload().catch(report); // they join the archive, and the event does not list them
         return;
       }
       each(event.upToSequence, (item) => item.read, (item) => inbox.items.delete(item.id));
       break;
     case "DELETED":
+    case "EXPIRED": // carried as it was last: gone
       if (notification) inbox.items.delete(notification.id);
       break;
+    case "BULK_DELETED": {
+      // Exactly the rows that matched its filter at or before its position went.
+      const deleted = event.deleted;
+      const matches = (item: Notification): boolean =>
+        deleted != null &&
+        (deleted.read == null || item.read === deleted.read) &&
+        (deleted.archived == null || item.archived === deleted.archived) &&
+        (deleted.category == null || item.category === deleted.category);
+      each(event.upToSequence, matches, (item) => inbox.items.delete(item.id));
+      break;
+    }
+    case "PREFERENCES": // the muted categories: the client keeps them (onMutedCategories), the list is as it was
     case "RESYNC": // the list was refetched in onResync before this event was delivered
       break;
     default:
-      // A kind this page does not know yet (snooze's UNSNOOZED, expiry's EXPIRED, a collapse key's UPDATED are
-      // coming): an event of one notification carries it as it is now; for any other, ask for the list again.
+      // A kind this page does not know yet: an event of one notification carries it as it is now; for any other,
+      // ask for the list again.
       if (notification) upsert(notification);
       else reload().catch(report);
   }
@@ -381,7 +467,14 @@ async function reload(): Promise<void> {
 
 function setView(view: View): void {
   inbox.view = view;
-  ui.viewTitle.textContent = view.archived ? "Archived" : view.category === null ? "Inbox" : `Inbox · ${view.category}`;
+  ui.viewTitle.textContent =
+    view.list === "archived"
+      ? "Archived"
+      : view.list === "snoozed"
+        ? "Snoozed"
+        : view.category === null
+          ? "Inbox"
+          : `Inbox · ${view.category}`;
 }
 
 async function choose(view: View): Promise<void> {
@@ -397,7 +490,7 @@ async function choose(view: View): Promise<void> {
 
 /** Run one item's action; what the server answers shows at once, and the event brings it to the other devices. */
 async function act(
-  button: HTMLButtonElement,
+  button: HTMLButtonElement | HTMLSelectElement,
   action: Promise<Partial<Notification> & { id: string }>,
   id: string,
 ): Promise<void> {
@@ -435,6 +528,43 @@ async function archiveAllRead(): Promise<void> {
     report(error);
   } finally {
     ui.archiveAll.disabled = false;
+  }
+}
+
+/**
+ * Delete what `filter` names, up to the last event shown (one that arrives meanwhile stays), in as many calls as the
+ * server's bound per call needs; every device drops them on each BULK_DELETED.
+ */
+async function deleteAll(button: HTMLButtonElement, question: string, which: DeleteFilter): Promise<void> {
+  if (!client || !window.confirm(question)) return;
+  button.disabled = true;
+  const upTo = client.cursor;
+  try {
+    for (let call = 0; call < MAX_DELETE_CALLS; call++) {
+      if (!(await client.deleteNotifications(which, upTo)).hasMore) break;
+    }
+  } catch (error) {
+    report(error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Mute or unmute the category of the tab shown: its new notifications arrive read and seen, and ring no bell. */
+async function toggleMute(): Promise<void> {
+  const view = inbox.view;
+  if (!client || view.list !== "inbox" || view.category === null) return;
+  const category = view.category;
+  const muted = inbox.muted.includes(category)
+    ? inbox.muted.filter((name) => name !== category)
+    : [...inbox.muted, category];
+  ui.mute.disabled = true;
+  try {
+    await client.setMutedCategories(muted); // the PREFERENCES event updates every device, this one included
+  } catch (error) {
+    report(error);
+  } finally {
+    ui.mute.disabled = false;
   }
 }
 
@@ -535,11 +665,16 @@ async function open(next: Session): Promise<void> {
     inbox.categories = categories;
     renderBadge();
   });
+  client.onMutedCategories((muted) => {
+    inbox.muted = muted;
+    renderBadge();
+  });
   client.onEvent(apply);
   let page: NotificationPage;
   try {
     page = await client.notifications({ first: PAGE_SIZE, filter: filter(inbox.view) });
-    await client.fetchCategoryCounts(); // after the list: the events after its cursor bring them up to date
+    // After the list: the events after its cursor bring them up to date.
+    await Promise.all([client.fetchCategoryCounts(), client.fetchMutedCategories()]);
   } catch (error) {
     await signOut(error instanceof TidingsError && error.code === "UNAUTHENTICATED" ? "That token was refused." : error);
     return;
@@ -564,8 +699,9 @@ async function signOut(reason?: unknown): Promise<void> {
   clearSession();
   inbox.items.clear();
   inbox.categories = [];
+  inbox.muted = [];
   heldEvents = null;
-  setView({ archived: false, category: null });
+  setView(ALL);
   renderList();
   renderConnection("stopped");
   ui.signInError.textContent = reason === undefined ? "" : reason instanceof Error ? reason.message : String(reason);
@@ -636,6 +772,17 @@ async function main(): Promise<void> {
   ui.signOut.addEventListener("click", () => void signOut());
   ui.markAll.addEventListener("click", () => void markAllRead());
   ui.archiveAll.addEventListener("click", () => void archiveAllRead());
+  ui.deleteRead.addEventListener("click", () => {
+    const view = inbox.view;
+    const category = view.list === "inbox" ? view.category : null;
+    const where = category === null ? "the inbox" : category;
+    const question = `Delete every read notification in ${where}? This cannot be undone.`;
+    void deleteAll(ui.deleteRead, question, { read: true, archived: false, category });
+  });
+  ui.emptyArchive.addEventListener("click", () => {
+    void deleteAll(ui.emptyArchive, "Delete everything in the archive? This cannot be undone.", { archived: true });
+  });
+  ui.mute.addEventListener("click", () => void toggleMute());
   ui.loadMore.addEventListener("click", () => void loadMore());
   ui.bell.addEventListener("click", () => void openInbox());
   ui.tabs.addEventListener("keydown", (event) => {

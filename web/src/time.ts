@@ -20,3 +20,24 @@ export function relativeTime(iso: string, now = Date.now()): string {
 export function fullTime(iso: string): string {
   return absolute.format(new Date(iso));
 }
+
+/** A time a notification may be snoozed until, as the menu offers it, computed in the user's own time zone. */
+export interface SnoozePreset {
+  label: string;
+  until: (now: Date) => Date;
+}
+
+function atNine(now: Date, daysAhead: number): Date {
+  const day = new Date(now);
+  day.setDate(day.getDate() + daysAhead);
+  day.setHours(9, 0, 0, 0);
+  return day;
+}
+
+export const SNOOZE_PRESETS: readonly SnoozePreset[] = [
+  { label: "1 hour", until: (now) => new Date(now.getTime() + 3_600_000) },
+  { label: "3 hours", until: (now) => new Date(now.getTime() + 3 * 3_600_000) },
+  { label: "Tomorrow 9:00", until: (now) => atNine(now, 1) },
+  // Monday 9:00, a week ahead at most (on a Monday: the next one).
+  { label: "Next week", until: (now) => atNine(now, (8 - now.getDay()) % 7 || 7) },
+];

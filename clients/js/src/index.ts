@@ -10,6 +10,8 @@ import type {
   ArchiveAllReadMutation,
   ArchiveNotificationMutation,
   CategoryCountsQuery,
+  DeleteNotificationsMutation,
+  DeleteNotificationsMutationVariables,
   MarkAllNotificationsReadMutation,
   MarkAllNotificationsSeenMutation,
   MarkNotificationReadMutation,
@@ -18,8 +20,10 @@ import type {
   NotificationEventsSubscriptionVariables,
   NotificationsQuery,
   NotificationsQueryVariables,
+  SnoozeNotificationMutation,
   TypedDocumentString,
   UnarchiveNotificationMutation,
+  UnsnoozeNotificationMutation,
 } from "./generated/operations.js";
 
 /**
@@ -41,6 +45,9 @@ export type NotificationPage = NotificationsQuery["notifications"];
 export type MarkAllReadResult = MarkAllNotificationsReadMutation["markAllNotificationsRead"];
 export type MarkAllSeenResult = MarkAllNotificationsSeenMutation["markAllNotificationsSeen"];
 export type ArchiveAllResult = ArchiveAllReadMutation["archiveAllRead"];
+export type DeleteNotificationsResult = DeleteNotificationsMutation["deleteNotifications"];
+/** What `deleteNotifications` deletes: `{ read: true }`, `{ archived: true }`, `{ category }`, both, or `{}` for all. */
+export type DeleteFilter = DeleteNotificationsMutationVariables["filter"];
 /** One category's badges: its unread and unseen counts (archived notifications not counted). */
 export type CategoryCount = CategoryCountsQuery["categoryCounts"][number];
 
@@ -125,6 +132,8 @@ export interface StartOptions {
    * category they change up to date (their `categoryCounts` hold the counts right after them).
    */
   categoryCounts?: readonly CategoryCount[];
+  /** The user's muted categories (`MutedCategories.graphql`), read after that list; PREFERENCES events keep them. */
+  mutedCategories?: readonly string[];
 }
 
 type Listener<T> = (value: T) => void;
@@ -183,6 +192,7 @@ export class TidingsClient {
   readonly #counts = new Set<Listener<number | null>>();
   readonly #unseenCounts = new Set<Listener<number | null>>();
   readonly #categoryListeners = new Set<Listener<readonly CategoryCount[]>>();
+  readonly #mutedListeners = new Set<Listener<readonly string[]>>();
   readonly #seen = new Set<string>(); // insertion-ordered: the oldest cursor is forgotten first
   #state: ConnectionState = "stopped";
   #failure: Failure | null = null;
@@ -191,6 +201,7 @@ export class TidingsClient {
   #unreadCount: number | null = null;
   #unseenCount: number | null = null;
   #categoryCounts = new Map<string, CategoryCount>();
+  #mutedCategories: readonly string[] = [];
   #delivered: string | null = null; // cursor of the last event handed to listeners
   #received: string | null = null; // cursor of the last event received (possibly still queued): resume after it
   #running = false;
@@ -261,6 +272,14 @@ export class TidingsClient {
     return [...this.#categoryCounts.values()].sort((a, b) => (a.category < b.category ? -1 : 1));
   }
 
+  /**
+   * The categories the user muted, by name, as of the last event delivered: from `start({ mutedCategories })` or
+   * `fetchMutedCategories()`, then kept by PREFERENCES events (a `RESYNC` fetches them again).
+   */
+  get mutedCategories(): readonly string[] {
+    return this.#mutedCategories;
+  }
+
   /** The cursor of the last event delivered: keep it to resume later with `start({ after })`. */
   get cursor(): string | null {
     return this.#delivered;
@@ -288,8 +307,13 @@ export class TidingsClient {
     return this.#listen(this.#categoryListeners, listener);
   }
 
+  /** Called with the muted categories whenever they change (a PREFERENCES event, from any device). */
+  onMutedCategories(listener: Listener<readonly string[]>): () => void {
+    return this.#listen(this.#mutedListeners, listener);
+  }
+
   /** Start following the user's events (again, after `stop()` or a failure). */
-  start({ after, unreadCount, unseenCount, categoryCounts }: StartOptions = {}): void {
+  start({ after, unreadCount, unseenCount, categoryCounts, mutedCategories }: StartOptions = {}): void {
     if (this.#running) return;
     this.#failure = null;
     this.#attempt = 0;
@@ -297,6 +321,7 @@ export class TidingsClient {
     if (unreadCount !== undefined) this.#setUnreadCount(unreadCount);
     if (unseenCount !== undefined) this.#setUnseenCount(unseenCount);
     if (categoryCounts !== undefined) this.#setCategoryCounts(categoryCounts, { replace: true });
+    if (mutedCategories !== undefined) this.#setMutedCategories(mutedCategories);
     this.#running = true;
     this.#setState("connecting");
     this.#subscribe();
@@ -359,6 +384,47 @@ export class TidingsClient {
   /** Archive the read notifications up to `upTo` (by default the last event delivered): one `ALL_ARCHIVED`. */
   async archiveAllRead(upTo: string | null = this.#delivered): Promise<ArchiveAllResult> {
     return (await this.request(operations.ArchiveAllRead, { upTo })).archiveAllRead;
+  }
+
+  /**
+   * Snooze one notification until `until` (in the future, at most 366 days ahead): out of the inbox and its counts,
+   * every device gets `SNOOZED`; when the time comes the server brings it back on top, unread, with `UNSNOOZED`.
+   */
+  async snooze(id: string, until: Date | string): Promise<SnoozeNotificationMutation["snoozeNotification"]> {
+    const at = typeof until === "string" ? until : until.toISOString();
+    return (await this.request(operations.SnoozeNotification, { id, until: at })).snoozeNotification;
+  }
+
+  /** End a snooze now: back on top, unread and unseen, with `UNSNOOZED` on every device. Not snoozed: unchanged. */
+  async unsnooze(id: string): Promise<UnsnoozeNotificationMutation["unsnoozeNotification"]> {
+    return (await this.request(operations.UnsnoozeNotification, { id })).unsnoozeNotification;
+  }
+
+  /**
+   * Replace the user's muted categories: new notifications in them arrive read and seen, not counted. Every device
+   * gets `PREFERENCES` (and `mutedCategories` follows it); returns the muted set as the server keeps it.
+   */
+  async setMutedCategories(categories: readonly string[]): Promise<readonly string[]> {
+    const result = await this.request(operations.SetMutedCategories, { categories: [...categories] });
+    return result.setMutedCategories.mutedCategories;
+  }
+
+  /** Read the user's muted categories (`MutedCategories.graphql`) and keep them as `mutedCategories` from now on. */
+  async fetchMutedCategories(): Promise<readonly string[]> {
+    this.#setMutedCategories((await this.request(operations.MutedCategories)).mutedCategories);
+    return this.#mutedCategories;
+  }
+
+  /**
+   * Delete the notifications matching `filter` up to `upTo` (by default the last event delivered, so that one that
+   * arrived after the user looked stays): one `BULK_DELETED`. A call deletes at most the server's limit, the oldest
+   * first; `hasMore` says when more remain (call again with the same `upTo`).
+   */
+  async deleteNotifications(
+    filter: DeleteFilter,
+    upTo: string | null = this.#delivered,
+  ): Promise<DeleteNotificationsResult> {
+    return (await this.request(operations.DeleteNotifications, { filter, upTo })).deleteNotifications;
   }
 
   /**
@@ -514,6 +580,7 @@ export class TidingsClient {
     this.#setUnreadCount(event.unreadCount);
     this.#setUnseenCount(event.unseenCount);
     this.#setCategoryCounts(event.categoryCounts, { replace: false });
+    if (event.kind === "PREFERENCES" && event.mutedCategories) this.#setMutedCategories(event.mutedCategories);
     for (const listener of [...this.#events]) {
       try {
         listener(event);
@@ -525,8 +592,13 @@ export class TidingsClient {
 
   async #resync(event: NotificationEvent | null): Promise<void> {
     this.#setState("resyncing");
-    // The missed events changed categories we cannot name: read them all again, beside the app's refetch.
-    const settled = await Promise.allSettled([this.fetchCategoryCounts(), this.#options.onResync?.(event)]);
+    // The missed events changed categories (and perhaps the muted ones) we cannot name: read them again, beside the
+    // app's refetch.
+    const settled = await Promise.allSettled([
+      this.fetchCategoryCounts(),
+      this.fetchMutedCategories(),
+      this.#options.onResync?.(event),
+    ]);
     for (const result of settled) if (result.status === "rejected") this.#report(result.reason);
     if (this.#running) this.#setState(this.#connected ? "live" : "reconnecting");
   }
@@ -562,6 +634,15 @@ export class TidingsClient {
     }
     const snapshot = this.categoryCounts;
     for (const listener of [...this.#categoryListeners]) listener(snapshot);
+  }
+
+  #setMutedCategories(categories: readonly string[]): void {
+    const sorted = [...categories].sort();
+    if (sorted.length === this.#mutedCategories.length && sorted.every((c, i) => c === this.#mutedCategories[i])) {
+      return;
+    }
+    this.#mutedCategories = sorted;
+    for (const listener of [...this.#mutedListeners]) listener(sorted);
   }
 
   #listen<T>(listeners: Set<Listener<T>>, listener: Listener<T>): () => void {
