@@ -382,6 +382,11 @@ async def test_create_notification_answers_alike_on_both_paths(
         (create_document, {"input": good}, token(user)),
         (create_document, {"input": good}, None),
         (create_document, {"input": {**good, "idempotencyKey": ""}}, service_token()),
+        # Past the plan's own coercion of plain inputs, to graphql-core's: the same answers.
+        (create_document, {"input": {**good, "extra": 1}}, service_token()),
+        (create_document, {"input": {**good, "title": None}}, service_token()),
+        (create_document, {"input": {**good, "category": 7}}, service_token()),
+        (create_document, {"input": {**good, "type": "warning"}}, service_token()),
     ]
     answers: list[list[tuple[int, str | None, Any]]] = [[], []]
     for index, server in enumerate((projected, standard)):

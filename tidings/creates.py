@@ -1,11 +1,12 @@
 """The `createNotification` fast path: the mutation backends send most, run without graphql-core's executor.
 
 A document that is one `createNotification(input: $input)` with a selection of plain `Notification` fields (such as
-`graphql/operations/CreateNotification.graphql`) is compiled once. Executing it coerces the variables with
-graphql-core, calls the same resolver function the schema calls, and projects the returned notification the way the
-delivery fast path projects one (`tidings.delivery.NOTIFICATION_FIELDS`). Errors are located, logged and masked as
-the standard path does them, so the response is the same bytes; variables that do not coerce and every other
-document take the standard path (`tests/test_fast_paths.py` compares the two).
+`graphql/operations/CreateNotification.graphql`) is compiled once. Executing it coerces the variables (itself for
+the common input of plain values, with graphql-core otherwise), calls the same resolver function the schema calls,
+and projects the returned notification the way the delivery fast path projects one
+(`tidings.delivery.NOTIFICATION_FIELDS`). Errors are located, logged and masked as the standard path does them, so
+the response is the same bytes; variables that do not coerce and every other document take the standard path
+(`tests/test_fast_paths.py` compares the two).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
+    NamedTypeNode,
+    NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
+    VariableDefinitionNode,
     VariableNode,
     located_error,
 )
@@ -30,6 +34,7 @@ from tidings.delivery import Getter, notification_fields, root_field
 from tidings.documents import CompiledDocuments
 from tidings.errors import outcome_of
 from tidings.schema import CreateNotificationInput
+from tidings.store import NotificationType
 
 if TYPE_CHECKING:
     from tidings.composition import TidingsSchema
@@ -59,17 +64,24 @@ class CreatePlan:
         self._key = field.alias.value if field.alias else field.name.value
         self._variable = variable
         self._fields = fields
+        # Whether the operation declares nothing but `$<variable>: CreateNotificationInput!`: then the common input,
+        # plain JSON values of the right types, needs no graphql-core to coerce (see _plain_input).
+        definitions = operation.variable_definitions or ()
+        self._plain = len(definitions) == 1 and _is_required_input(definitions[0], variable)
 
     async def execute(
         self, schema: TidingsSchema, context: Context, variables: Mapping[str, Any] | None
     ) -> bytes | None:
         """The encoded response, or None when the variables do not coerce (the standard path answers those)."""
-        coerced = get_variable_values(schema._schema, self._operation.variable_definitions or (), dict(variables or {}))
-        if isinstance(coerced, list):
-            return None
-        raw = coerced.coerced.get(self._variable)
-        if not isinstance(raw, dict):
-            return None
+        raw = _plain_input(variables.get(self._variable)) if self._plain and variables is not None else None
+        if raw is None:
+            definitions = self._operation.variable_definitions or ()
+            coerced = get_variable_values(schema._schema, definitions, dict(variables or {}))
+            if isinstance(coerced, list):
+                return None
+            raw = coerced.coerced.get(self._variable)
+            if not isinstance(raw, dict):
+                return None
         data = CreateNotificationInput(
             user_id=strawberry.ID(raw["userId"]),
             title=raw["title"],
@@ -99,6 +111,51 @@ def _masked(error: GraphQLError) -> GraphQLError:
     from tidings.composition import mask_error
 
     return mask_error(error)
+
+
+_INPUT_TYPE = "CreateNotificationInput"
+_TEXT = ("title", "message")
+_OPTIONAL_TEXT = ("idempotencyKey", "category", "collapseKey")
+_FIELDS = frozenset({"userId", *_TEXT, "type", "data", *_OPTIONAL_TEXT, "expiresAt"})
+_TYPES = {member.value: member for member in NotificationType}  # the enum's GraphQL names are its values
+
+
+def _is_required_input(definition: VariableDefinitionNode, variable: str) -> bool:
+    kind = definition.type
+    return (
+        definition.variable.name.value == variable
+        and definition.default_value is None
+        and not definition.directives
+        and isinstance(kind, NonNullTypeNode)
+        and isinstance(kind.type, NamedTypeNode)
+        and kind.type.name.value == _INPUT_TYPE
+    )
+
+
+def _plain_input(value: object) -> dict[str, Any] | None:
+    """The input as graphql-core would coerce it, when every field is a plain JSON value of its own type: a string
+    `userId`, string texts, a known `type` or none, any `data`, no `expiresAt`. None for anything else (an unknown
+    field, a missing or null required one, a number for an ID, a time to parse): graphql-core then coerces it, and
+    says what is wrong."""
+    if type(value) is not dict or not _FIELDS.issuperset(value):
+        return None
+    if type(value.get("userId")) is not str or value.get("expiresAt") is not None:
+        return None
+    for name in _TEXT:
+        if type(value.get(name)) is not str:
+            return None
+    for name in _OPTIONAL_TEXT:
+        text = value.get(name)
+        if text is not None and type(text) is not str:
+            return None
+    raw = dict(value)
+    kind = value.get("type")
+    if kind is not None:
+        member = _TYPES.get(kind) if type(kind) is str else None
+        if member is None:
+            return None
+        raw["type"] = member
+    return raw
 
 
 def compile_create(document: DocumentNode, operation_name: str | None) -> CreatePlan | None:
