@@ -14,7 +14,8 @@ from tidings.config import Settings
 from tidings.creates import _plain_input
 
 SCHEMA = build_schema(Settings())._schema
-[OPERATION] = parse("mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id } }").definitions
+DOCUMENT = "mutation($input: CreateNotificationInput!) { createNotification(input: $input) { id } }"
+[OPERATION] = parse(DOCUMENT).definitions
 
 _values = st.one_of(
     st.none(),
