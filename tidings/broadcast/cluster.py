@@ -30,6 +30,9 @@ CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # What makes a recovery attempt fail and be retried: a node unreachable, the topology unreadable, an error reply.
 RECOVERY_ERRORS = (RedisError, RedisClusterException, OSError)
 DEFAULT_PORT = 6379
+# Connections redis-py's cluster client may hold per node. Past it, it raises MaxConnectionsError at once rather than
+# waiting; publishes in flight are held to this many, so a burst of them waits for a connection instead of failing.
+MAX_CONNECTIONS_PER_NODE = 100
 
 
 class ClusterAddress(NamedTuple):
@@ -123,6 +126,7 @@ class RedisClusterBackend:
         self._socket_timeout = socket_timeout
         self._confirm_timeout = confirm_timeout
         self._publish_timeout = publish_timeout
+        self._publishing = asyncio.Semaphore(MAX_CONNECTIONS_PER_NODE)
         self._reconnect_delay = reconnect_delay
         self._reconnect_delay_max = reconnect_delay_max
         self._cluster: RedisCluster | None = None  # None while disconnected
@@ -154,6 +158,7 @@ class RedisClusterBackend:
             # One more attempt after a connection error, on a refreshed slot map: after a node restart its pooled
             # connections are stale. publish() bounds the whole call anyway.
             retry=Retry(NoBackoff(), 1),
+            max_connections=MAX_CONNECTIONS_PER_NODE,
         )
         try:
             await self._cluster.initialize()
@@ -231,7 +236,7 @@ class RedisClusterBackend:
         if self._cluster is None:
             raise RuntimeError("RedisClusterBackend.connect() was not called")
         try:
-            async with asyncio.timeout(self._publish_timeout):
+            async with asyncio.timeout(self._publish_timeout), self._publishing:
                 await self._cluster.spublish(channel, message)
         except TimeoutError:
             raise TimeoutError(f"broadcast: SPUBLISH did not complete within {self._publish_timeout}s") from None
