@@ -7,8 +7,9 @@ import contextlib
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,7 +46,10 @@ class RedisBackend:
         self._reconnect_delay = reconnect_delay
         self._reconnect_delay_max = reconnect_delay_max
         self._delay = reconnect_delay  # the next wait between failed reconnection attempts
-        self._publisher: Redis | None = None
+        # PUBLISH goes on one connection of its own, outside redis-py's pool and retry wrappers (they cost more CPU
+        # than the command): one command at a time, each bounded by socket_timeout (the lock wait included).
+        self._publishing: AbstractConnection | None = None
+        self._publish_lock = asyncio.Lock()
         self._subscriber: Redis | None = None
         # None while disconnected: the reader is reconnecting (or connect() was not called).
         self._pubsub: PubSub | None = None
@@ -66,11 +70,11 @@ class RedisBackend:
             "socket_timeout": self._socket_timeout,
             "socket_connect_timeout": self._socket_timeout,
         }
-        # One retry on a broken connection: after a Redis restart the pooled connection is stale, and redis-py skips
-        # its stale-connection check on checkout when RESP3 maintenance notifications are enabled (the default).
-        self._publisher = Redis.from_url(
-            self._url, retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)), **timeouts
-        )
+        # No socket timeout on the connection itself: `publish` bounds each command whole, without redis-py's
+        # per-write task (asyncio.wait_for) that its socket timeout costs.
+        self._publishing = ConnectionPool.from_url(
+            self._url, socket_timeout=None, socket_connect_timeout=self._socket_timeout, retry=Retry(NoBackoff(), 0)
+        ).make_connection()  # type: ignore[no-untyped-call]
         # Never a retry inside redis-py for the subscriber: a silently retried read would hide the reconnect, and with
         # it the messages lost. Its blocking reads ignore socket_timeout; (re)connecting and SUBSCRIBE honour it.
         self._subscriber = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0), **timeouts)
@@ -95,8 +99,11 @@ class RedisBackend:
         self._healthy = False
         self._resubscribing = None
         pubsub, self._pubsub = self._pubsub, None
-        clients = [client for client in (self._publisher, self._subscriber) if client is not None]
-        self._publisher = self._subscriber = None
+        clients = [client for client in (self._subscriber,) if client is not None]
+        publishing, self._publishing = self._publishing, None
+        self._subscriber = None
+        if publishing is not None:
+            await publishing.disconnect(nowait=True)
         for future in self._confirmations.values():
             if not future.done():
                 future.set_exception(RedisConnectionError("broadcast: disconnected from Redis"))
@@ -146,9 +153,26 @@ class RedisBackend:
                 logger.debug("broadcast: UNSUBSCRIBE %s failed on a lost connection", channel)
 
     async def publish(self, channel: str, message: bytes) -> None:
-        if self._publisher is None:
+        """PUBLISH, waiting for Redis to answer; tried once more on a broken connection (after a Redis restart the
+        connection is stale), within socket_timeout in all."""
+        connection = self._publishing
+        if connection is None:
             raise RuntimeError("RedisBackend.connect() was not called")
-        await self._publisher.publish(channel, message)
+        command = connection.pack_command("PUBLISH", channel, message)
+        async with asyncio.timeout(self._socket_timeout), self._publish_lock:
+            for retry in (False, True):
+                try:
+                    await connection.send_packed_command(command, check_health=False)
+                    await connection.read_response()
+                    return
+                except RedisConnectionError:
+                    await connection.disconnect(nowait=True)
+                    if retry:
+                        raise
+                except BaseException:
+                    # Cut short mid-command (the timeout, a cancellation): its answer would be read as the next one's.
+                    await connection.disconnect(nowait=True)
+                    raise
 
     async def next_message(self) -> Message | None:
         while True:
