@@ -8,6 +8,7 @@ import itertools
 import json
 import socket
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,22 @@ async def create(url: str, user: str, title: str = "hello", **fields: Any) -> di
     assert "errors" not in body, body
     notification: dict[str, Any] = body["data"]["createNotification"]
     return notification
+
+
+@contextlib.asynccontextmanager
+async def two_devices(server: ServerProcess, user: str, events: str) -> AsyncIterator[tuple[str, WSClient, WSClient]]:
+    """Two sockets of one user, a phone and a laptop, each subscribed to `events` (a `notificationEvents` document)
+    after the feed's position now; that position comes too, for a resume from it."""
+    me = token(user)
+    body = await gql(server.graphql_url, "{ notifications(first: 1) { feedCursor } }", bearer=me)
+    start: str = body["data"]["notifications"]["feedCursor"]
+    async with (
+        await WSClient.connected(server.ws_url, me) as phone,
+        await WSClient.connected(server.ws_url, me) as laptop,
+    ):
+        for device in (phone, laptop):
+            await device.subscribe(events, {"after": start})
+        yield start, phone, laptop
 
 
 async def close_counts(server: ServerProcess) -> dict[str, float]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests._client import WSClient, create, error_codes, gql, service_token, token
+from tests._client import WSClient, create, error_codes, gql, service_token, token, two_devices
 from tests._server import ServerProcess
 from tests.test_inbox import EVENTS, _frames
 
@@ -43,13 +43,7 @@ async def test_two_devices_see_one_bulk_deleted_event_in_order_and_a_resume_repl
     server: ServerProcess, user: str
 ) -> None:
     url, me = server.graphql_url, token(user)
-    start = (await gql(url, LIST, bearer=me))["data"]["notifications"]["feedCursor"]
-    async with (
-        await WSClient.connected(server.ws_url, me) as phone,
-        await WSClient.connected(server.ws_url, me) as laptop,
-    ):
-        for device in (phone, laptop):
-            await device.subscribe(EVENTS, {"after": start})
+    async with two_devices(server, user, EVENTS) as (start, phone, laptop):
         old = await create(url, user, "old", category="comments")
         await create(url, user, "fresh", category="comments")
         await create(url, user, "bill", category="billing")

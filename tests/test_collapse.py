@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from tests._client import WSClient, error_codes, gql, service_token, token
+from tests._client import WSClient, error_codes, gql, service_token, token, two_devices
 from tests._server import ServerProcess
 from tests.test_inbox import EVENTS, _frames
 
@@ -42,13 +42,7 @@ async def test_two_devices_see_a_collapse_update_in_place_in_order_and_a_resume_
     server: ServerProcess, user: str
 ) -> None:
     url, me = server.graphql_url, token(user)
-    start = (await gql(url, LIST, bearer=me))["data"]["notifications"]["feedCursor"]
-    async with (
-        await WSClient.connected(server.ws_url, me) as phone,
-        await WSClient.connected(server.ws_url, me) as laptop,
-    ):
-        for device in (phone, laptop):
-            await device.subscribe(EVENTS, {"after": start})
+    async with two_devices(server, user, EVENTS) as (start, phone, laptop):
         alice = await _create(url, user, "Alice commented", collapseKey="post-1", category="comments")
         other = await _create(url, user, "Deploy finished")
         await gql(url, SEEN_ALL, bearer=me)

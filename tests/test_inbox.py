@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from tests._client import WAIT, WSClient, create, error_codes, gql, service_token, token
+from tests._client import WAIT, WSClient, create, error_codes, gql, service_token, token, two_devices
 from tests._node import NodeScript, node_env
 from tests._server import ServerProcess
 
@@ -129,13 +129,7 @@ async def test_two_devices_see_every_inbox_event_in_order_and_a_resume_replays_t
     server: ServerProcess, user: str
 ) -> None:
     url, me = server.graphql_url, token(user)
-    start = (await gql(url, LIST, bearer=me))["data"]["notifications"]["feedCursor"]
-    async with (
-        await WSClient.connected(server.ws_url, me) as phone,
-        await WSClient.connected(server.ws_url, me) as laptop,
-    ):
-        for device in (phone, laptop):
-            await device.subscribe(EVENTS, {"after": start})
+    async with two_devices(server, user, EVENTS) as (start, phone, laptop):
         expected = await _make_inbox_events(url, user)
         live = await asyncio.gather(_frames(phone, len(expected)), _frames(laptop, len(expected)))
     assert live[0] == live[1]

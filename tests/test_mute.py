@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from tests._client import WSClient, create, error_codes, gql, service_token, token
+from tests._client import WSClient, create, error_codes, gql, service_token, token, two_devices
 from tests._server import ServerProcess
 from tests.test_inbox import EVENTS, _frames
 
@@ -34,13 +34,7 @@ async def test_two_devices_see_preferences_and_muted_arrivals_in_order_and_a_res
     server: ServerProcess, user: str
 ) -> None:
     url, me = server.graphql_url, token(user)
-    start = (await gql(url, LIST, bearer=me))["data"]["notifications"]["feedCursor"]
-    async with (
-        await WSClient.connected(server.ws_url, me) as phone,
-        await WSClient.connected(server.ws_url, me) as laptop,
-    ):
-        for device in (phone, laptop):
-            await device.subscribe(EVENTS, {"after": start})
+    async with two_devices(server, user, EVENTS) as (start, phone, laptop):
         body = await gql(url, SET, {"categories": ["social", "marketing", "social"]}, bearer=me)
         assert body["data"]["setMutedCategories"]["mutedCategories"] == ["marketing", "social"], body
         again = await gql(url, SET, {"categories": ["marketing", "social"]}, bearer=me)  # the same set: no event

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests._client import WAIT, WSClient, create, error_codes, gql, service_token, token
+from tests._client import WAIT, WSClient, create, error_codes, gql, service_token, token, two_devices
 from tests._server import PostgresDatabase, ServerProcess, scaled_env
 from tests.test_inbox import _frames
 
@@ -77,13 +77,7 @@ async def test_two_devices_see_a_snooze_return_and_an_expiry_in_order_and_a_resu
     server: ServerProcess, user: str
 ) -> None:
     url, me = server.graphql_url, token(user)
-    start = (await gql(url, LIST, bearer=me))["data"]["notifications"]["feedCursor"]
-    async with (
-        await WSClient.connected(server.ws_url, me) as phone,
-        await WSClient.connected(server.ws_url, me) as laptop,
-    ):
-        for device in (phone, laptop):
-            await device.subscribe(EVENTS, {"after": start})
+    async with two_devices(server, user, EVENTS) as (start, phone, laptop):
         # One origin for both times, so the snooze ends before the expiry however long the requests take.
         origin = datetime.now(UTC)
         until, expires = origin + timedelta(seconds=3), origin + timedelta(seconds=5)
@@ -128,13 +122,7 @@ async def test_two_devices_see_an_unsnooze_as_the_timer_would_send_it_and_a_resu
     server: ServerProcess, user: str
 ) -> None:
     url, me = server.graphql_url, token(user)
-    start = (await gql(url, LIST, bearer=me))["data"]["notifications"]["feedCursor"]
-    async with (
-        await WSClient.connected(server.ws_url, me) as phone,
-        await WSClient.connected(server.ws_url, me) as laptop,
-    ):
-        for device in (phone, laptop):
-            await device.subscribe(EVENTS, {"after": start})
+    async with two_devices(server, user, EVENTS) as (start, phone, laptop):
         a = await create(url, user, "a", message="a", category="comments")
         await create(url, user, "b", message="b")
         await gql(url, "mutation($id: ID!) { markNotificationRead(id: $id) { id } }", {"id": a["id"]}, bearer=me)
