@@ -4,6 +4,7 @@ must not be reused."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import pytest
@@ -130,6 +131,23 @@ async def test_a_cancelled_wait_hands_its_connection_on() -> None:
         pool.release(held)  # handed to the waiter ...
         waiting.cancel()  # ... which is cancelled before it runs
         with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert pool.get_idle_size() == 1 and pool.get_size() == 1
+    finally:
+        await pool.close()
+
+
+async def test_a_wait_that_times_out_just_after_a_connection_was_handed_to_it_hands_it_on() -> None:
+    pool, _ = _pool(1, timeout=0.2)
+    try:
+        held = await pool.acquire()
+        waiting = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0.05)
+        # The release and the wait's deadline land in one turn of the loop, the release first: the connection is
+        # handed over, then the timeout cancels the wait before it resumes.
+        asyncio.get_running_loop().call_soon(pool.release, held)
+        time.sleep(0.25)
+        with pytest.raises(PoolSaturated):
             await waiting
         assert pool.get_idle_size() == 1 and pool.get_size() == 1
     finally:

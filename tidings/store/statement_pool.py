@@ -83,19 +83,20 @@ class StatementPool:
             try:
                 async with asyncio.timeout_at(deadline):
                     connection = await waiter
-            except TimeoutError:
-                raise PoolSaturated from None
-            except BaseException:
-                # Cancelled after a release handed it over: hand it on, or it is lost to the pool.
-                if waiter.done() and not waiter.cancelled() and (handed := waiter.result()) is not None:
-                    self.release(handed)
-                elif waiter.done() and not waiter.cancelled():
-                    self._wake()  # a slot came free for this lease: pass it on
-                raise
-            finally:
+            except BaseException as error:
+                # Timed out or cancelled, perhaps just after a release handed this lease a connection or a slot: hand
+                # it on, or it is lost to the pool. A waiter left in the queue is cancelled, and skipped there.
                 if not waiter.done():
                     waiter.cancel()
-                    self._waiters.remove(waiter)
+                elif not waiter.cancelled():
+                    handed = waiter.result()
+                    if handed is not None:
+                        self.release(handed)
+                    else:
+                        self._wake()
+                if isinstance(error, TimeoutError):
+                    raise PoolSaturated from None
+                raise
             if connection is not None:
                 return connection
             # A connection was dropped: its slot is this lease's to open a new one in (unless an idle one is back).
