@@ -126,11 +126,10 @@ def _up_to(store: SqlStore, value: str | None) -> int | None:
     return cursor.seq
 
 
-def _text(value: str, argument: str) -> str:
-    """Text every backend stores as sent (see `storable`)."""
+def _text(value: str, argument: str) -> None:
+    """Refuse text that not every backend stores as sent (see `storable`)."""
     if not storable(value):
         raise bad_input(f"{argument} must not contain NUL characters", argument=argument)
-    return value
 
 
 def _validated(data: CreateNotificationInput) -> dict[str, Any]:
