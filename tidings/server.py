@@ -25,6 +25,7 @@ from typing import Any
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 from tidings.config import Settings
 
@@ -165,6 +166,11 @@ class HttpProtocol(HttpToolsProtocol):
             self._arm_deadline()
 
 
+# ASGI scope extension of a WebSocket: a `(text: str) -> bool` that writes a text frame at once when nothing stands in
+# the way (the transport takes writes, the handshake is done, no close sent) and says False otherwise; the caller then
+# sends through ASGI as usual. It spares every frame of an idle socket's writer the ASGI send path and a task wake-up.
+SEND_TEXT_NOW = "tidings.websocket.send_text_now"
+
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST and discards unsent data
 ANNOUNCE_POLL_INTERVAL = 0.1  # seconds between the banner's checks that the server answers
 
@@ -258,10 +264,23 @@ class _Flag:
             await _wait_on(self._waiters)
 
 
+class _WithoutInfo(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that drops info records: uvicorn's and websockets' lines per WebSocket (accepted, open, closed) are
+    access-log lines, written only when TIDINGS_ACCESS_LOG asks for them; warnings and errors still go through."""
+
+    @property
+    def level(self) -> int:  # uvicorn compares it with its TRACE level before tracing
+        return self.logger.level
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio, except that a connection still not drained `close_timeout` after the app is done
-    with it is aborted, that the handshake is not kept once it is done, and that its per-connection queue and
-    writable flag are lighter than asyncio's.
+    with it is aborted, that the handshake is not kept once it is done, that its per-connection queue and writable
+    flag are lighter than asyncio's, that it offers the app a synchronous write (`SEND_TEXT_NOW`), and that its lines
+    per connection follow the access-log setting.
 
     uvicorn closes its transport gracefully, and asyncio then keeps the transport, its write buffer and the socket
     until that buffer drains: never, for a client that keeps its receive window shut while its kernel answers the
@@ -279,10 +298,40 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         writable = _Flag()
         writable.set()
         self.writable = writable  # type: ignore[assignment]
+        if not self.config.access_log:
+            self.logger = self.conn.logger = _WithoutInfo(self.logger, {})  # type: ignore[assignment]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if not self.close_sent:  # the upgrade was accepted: the app is called with this scope
+            self.scope["extensions"][SEND_TEXT_NOW] = self.send_text_now  # type: ignore[index]
+
+    def send_text_now(self, text: str) -> bool:
+        """Write a text frame now if uvicorn's `send` would without waiting; False: nothing written, use `send`."""
+        if (
+            not self.writable.is_set()
+            or self.disconnected
+            or self.close_sent
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or self.transport.is_closing()
+        ):
+            return False
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self._free_handshake()
+        return True
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
-        if self.handshake_complete and not self._handshake_freed:
+        if self.handshake_complete:
+            self._free_handshake()
+
+    def _free_handshake(self) -> None:
+        if not self._handshake_freed:
             # uvicorn keeps the handshake's request and response (their headers: a few KiB) for the connection's
             # life, and reads neither again once the handshake is done.
             self._handshake_freed = True
@@ -292,6 +341,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         try:
             await super().run_asgi()
         finally:
+            # The app is done with the connection: no reference cycle through the scope keeps the protocol alive.
+            scope = getattr(self, "scope", None)
+            if scope is not None:
+                scope["extensions"].pop(SEND_TEXT_NOW, None)  # type: ignore[union-attr]
             # By now uvicorn has closed the transport or started its own `close_timeout` for the client's close reply.
             if not self.disconnected:
                 self._abort_timer = self.loop.call_later(self.close_timeout, self._abort_undrained)

@@ -13,6 +13,7 @@ from strawberry.http.async_base_view import AsyncWebSocketAdapter
 
 from tidings.errors import ErrorCode, UserError
 from tidings.protocol.messages import CloseCode, fit_reason
+from tidings.server import SEND_TEXT_NOW
 
 if TYPE_CHECKING:
     from strawberry.http.async_base_view import AsyncBaseHTTPView
@@ -32,6 +33,10 @@ class Outbound(AsyncWebSocketAdapter):
     queued: the operation gets a `next` with a RESULT_TOO_LARGE error instead. Strawberry's own sends and closes
     (4401, 4408, 4409...) arrive here too, through the adapter interface, so the bounds, the order and the
     close-reason limit hold for every frame.
+
+    A message that finds the queue empty is written by its sender at once when the server offers a synchronous write
+    (`tidings.server.SEND_TEXT_NOW`) and the transport takes it without waiting: the usual case, a frame or two to a
+    socket that reads. Everything else waits in the queue for the writer, in order behind what is already there.
     """
 
     def __init__(
@@ -53,6 +58,8 @@ class Outbound(AsyncWebSocketAdapter):
         self._timeout = timeout
         self._on_close = on_close
         self._loop = asyncio.get_running_loop()
+        extensions = websocket.scope.get("extensions") or {}
+        self._send_now: Callable[[str], bool] | None = extensions.get(SEND_TEXT_NOW)
         # Encoded already (strings are not tracked by the garbage collector); the head stays until it is written.
         # A list, not a deque: nearly always empty or short, and every socket holds one for hours.
         self._pending: list[str] = []
@@ -142,6 +149,8 @@ class Outbound(AsyncWebSocketAdapter):
     def _append(self, text: str, size: int) -> bool:
         if self.closing:
             return False
+        if not self._pending and self._send_now is not None and not self._peer_gone and self._send_now(text):
+            return True  # written: nothing was queued before it, and the writer is not in the middle of a write
         self._pending.append(text)
         self._pending_bytes += size
         self._wake_writer()
