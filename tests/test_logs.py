@@ -63,3 +63,30 @@ async def test_json_logs_are_one_object_per_line_with_request_and_connection_ids
     text = json_server.log()
     for secret in (forged, forged.split(".")[2], SECRET_TITLE, SECRET_MESSAGE):
         assert secret not in text
+
+
+PER_SOCKET_LINES = ('"WebSocket /graphql" [accepted]', "connection open")
+
+
+@pytest.mark.parametrize("access_log", [False, True], ids=["default", "access-log"])
+async def test_lines_per_request_and_socket_follow_the_access_log_setting(
+    tmp_path: Path, user: str, access_log: bool
+) -> None:
+    """With thousands of sockets, uvicorn's lines for each (accepted, open, closed) are an access log: off by default
+    like the one per HTTP request, all there with TIDINGS_ACCESS_LOG=true."""
+    env = {"TIDINGS_ACCESS_LOG": "true"} if access_log else {}
+    server = ServerProcess(tmp_path, env).start()
+    try:
+        device = await WSClient.connected(server.ws_url, token(user))
+        operation = await device.subscribe()
+        made = await create(server.graphql_url, user)
+        assert (await device.next_event(operation))["notification"]["id"] == made["id"]
+        await device.conn.close()
+    finally:
+        server.stop()
+    text = server.log()
+    assert "Application startup complete" in text  # uvicorn's own lines are there either way
+    for line in (*PER_SOCKET_LINES, '"POST /graphql HTTP/1.1" 200'):
+        assert (line in text) == access_log, (line, text)
+    if not access_log:
+        assert "connection closed" not in text  # written once the close handshake is through: only when on

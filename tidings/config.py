@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     metrics_token: Annotated[str, Field(min_length=16, max_length=200)] | None = Field(default=None, repr=False)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"  # json: one object per line, with request and connection ids
-    access_log: bool = False  # uvicorn's line per request: a cost on every mutation, off unless asked for
+    access_log: bool = False  # uvicorn's lines per request and per WebSocket: a cost on every one, off unless asked for
 
     connection_init_timeout: Annotated[float, Field(gt=0)] = 3.0
     keepalive_interval: Annotated[float, Field(gt=0)] = 25.0
