@@ -91,6 +91,92 @@ async def test_overflow_catches_up_from_the_database(store: SqlStore, user: str)
         await broadcast.disconnect()
 
 
+class LiveTaker:
+    """A consumer's synchronous side (`follow(live=...)`): takes what it is handed while `accepting`."""
+
+    def __init__(self) -> None:
+        self.taken: list[FeedEvent] = []
+        self.accepting = True
+        self.failing = False
+
+    def __call__(self, event: FeedEvent) -> bool:
+        if self.failing:
+            raise RuntimeError("the consumer failed")
+        if self.accepting:
+            self.taken.append(event)
+        return self.accepting
+
+    async def until_taken(self, count: int) -> None:
+        async with asyncio.timeout(WAIT):
+            while len(self.taken) < count:
+                await asyncio.sleep(0.01)
+
+
+async def test_live_events_are_handed_to_a_waiting_consumer_once_each_in_order(store: SqlStore, user: str) -> None:
+    """Taken synchronously while the consumer waits; yielded instead when it cannot take one, and everything after
+    that one is yielded too until it waits again: each event once, in order, whichever way it goes."""
+    broadcast = await _memory_broadcast()
+    live = LiveTaker()
+    try:
+        before = await _create(store, None, user, "before the follower")
+        follower = FeedHub(store, broadcast, batch_size=10).follower(user)
+        async with aclosing(follower.follow(None, live=live)) as events:
+            waiting = await _waiting_live(follower, events, before)
+            handed = [await _create(store, broadcast, user, f"live {i}") for i in range(3)]
+            await live.until_taken(3)
+            assert live.taken == handed and follower.last == handed[-1].seq
+            assert not waiting.done()  # none of them was yielded as well
+            live.accepting = False
+            refused = await _create(store, broadcast, user, "refused")
+            assert await asyncio.wait_for(waiting, WAIT) == refused
+            live.accepting = True
+            # The consumer is busy with `refused` (not waiting): these are queued and yielded, not handed over.
+            queued = [await _create(store, broadcast, user, f"queued {i}") for i in range(2)]
+            async with asyncio.timeout(WAIT):
+                while follower._subscription is None or follower._subscription.qsize() < 2:
+                    await asyncio.sleep(0.01)
+            assert await _take(events, 2) == queued and len(live.taken) == 3
+            waiting = asyncio.ensure_future(anext(events))
+            async with asyncio.timeout(WAIT):
+                while follower._subscription is None or follower._subscription._waiter is None:
+                    await asyncio.sleep(0.01)
+            again = await _create(store, broadcast, user, "handed again")
+            await live.until_taken(4)
+            assert live.taken[-1] == again and not waiting.done()
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+    finally:
+        await broadcast.disconnect()
+
+
+async def test_a_gap_or_a_failing_consumer_is_not_handed_over(store: SqlStore, user: str) -> None:
+    """A wake-up after a lost one goes to the database read, which yields both; one whose hand-over raises is
+    yielded, so that the consumer meets the failure in its own task."""
+    broadcast = await _memory_broadcast()
+    live = LiveTaker()
+    try:
+        before = await _create(store, None, user, "before the follower")
+        follower = FeedHub(store, broadcast, batch_size=10).follower(user)
+        async with aclosing(follower.follow(None, live=live)) as events:
+            waiting = await _waiting_live(follower, events, before)
+            silent = await _create(store, None, user, "published nowhere")
+            loud = await _create(store, broadcast, user, "published")
+            assert await asyncio.wait_for(waiting, WAIT) == silent
+            assert await _take(events, 1) == [loud]
+            assert live.taken == []
+            live.failing = True
+            waiting = asyncio.ensure_future(anext(events))
+            async with asyncio.timeout(WAIT):
+                while follower._subscription is None or follower._subscription._waiter is None:
+                    await asyncio.sleep(0.01)
+            failed = await _create(store, broadcast, user, "its consumer fails")
+            assert await asyncio.wait_for(waiting, WAIT) == failed
+            assert live.taken == [] and follower.last == failed.seq
+    finally:
+        await broadcast.disconnect()
+
+
 async def test_cursor_whose_events_were_purged_gets_resync(store: SqlStore, user: str) -> None:
     broadcast = await _memory_broadcast()
     try:

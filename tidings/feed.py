@@ -236,6 +236,7 @@ class FeedFollower:
         self.user_id = user_id
         self._last = 0
         self._subscription: Subscription | None = None
+        self._live: Callable[[FeedEvent], bool] | None = None
 
     @property
     def last(self) -> int:
@@ -247,18 +248,51 @@ class FeedFollower:
         if self._subscription is not None:
             self._subscription.request_catch_up()
 
-    async def follow(self, start: FeedCursor | None) -> AsyncIterator[FeedEvent]:
-        """Events after `start` (or from now, without one), replayed then live, until the consumer stops."""
+    async def follow(
+        self, start: FeedCursor | None, *, live: Callable[[FeedEvent], bool] | None = None
+    ) -> AsyncIterator[FeedEvent]:
+        """Events after `start` (or from now, without one), replayed then live, until the consumer stops.
+
+        With `live`, the next event in order that arrives while the consumer waits for one is handed to `live`
+        synchronously, from the broadcast's reader, instead of being yielded: True means the consumer has taken it
+        (its position moves on); False, or an exception, that it could not take it now, and it is yielded as usual.
+        Either way every event reaches the consumer once, in order.
+        """
         # Subscribe before reading the database: whatever commits after the read is then already on its way to us.
         async with self._hub.broadcast.subscribe(user_channel(self.user_id)) as subscription:
             self._subscription = subscription
             self._hub._add(self)
+            if live is not None:
+                self._live = live
+                subscription.take_while_waiting(self._take)
             try:
                 async for event in self._follow(subscription, start):
                     yield event
             finally:
+                subscription.take_while_waiting(None)
+                self._live = None
                 self._hub._discard(self)
                 self._subscription = None
+
+    def _take(self, message: bytes) -> bool:
+        """A wake-up that arrived while `_follow` waits for one: hand it to `live` if it is the next event in order.
+
+        Anything else (a gap, a message to distrust, a `live` that cannot take it) goes to `_follow`, which reads
+        the database or yields it; one already seen is dropped here, as `_follow` would.
+        """
+        live = self._live
+        event = self._event_of(message)
+        if live is None or event is None or event.seq > self._last + 1:
+            return False
+        if event.seq <= self._last:
+            return True  # already replayed
+        try:
+            if not live(event):
+                return False
+        except Exception:
+            return False  # `_follow` yields it, and the consumer meets the failure in its own task
+        self._last = event.seq
+        return True
 
     async def _follow(self, subscription: Subscription, start: FeedCursor | None) -> AsyncIterator[FeedEvent]:
         resync = await _waiting_out_outages(lambda: self._begin(start))
@@ -290,17 +324,21 @@ class FeedFollower:
         The broker is trusted infrastructure, but what reaches a socket is checked here anyway: a message that does
         not decode, or that names another user, never reaches the client and ends nothing.
         """
+        event = self._event_of(message)
+        if event is None:
+            self._hub.metrics.rejected_wakeups.inc()
+            _rejections.log(self.user_id)
+        return event
+
+    def _event_of(self, message: bytes) -> FeedEvent | None:
+        """The event of this follower's user that a wake-up carries; None if it does not decode or names another."""
         try:
             event = self._hub.decode(message)
         except Exception:
-            event = None
-        if (
-            event is None
-            or event.user_id != self.user_id
-            or (event.notification is not None and event.notification.user_id != self.user_id)
+            return None
+        if event.user_id != self.user_id or (
+            event.notification is not None and event.notification.user_id != self.user_id
         ):
-            self._hub.metrics.rejected_wakeups.inc()
-            _rejections.log(self.user_id)
             return None
         return event
 

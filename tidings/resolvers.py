@@ -676,14 +676,21 @@ class Subscription:
         return _as_graphql(events, services.store.epoch, services.metrics)
 
 
-def event_stream(context: Context, *, after: str | None, user_id: str | None) -> AsyncIterator[FeedEvent]:
-    """The caller's events after a cursor; the delivery fast path (tidings.delivery) starts its streams here too.
+def event_stream(
+    context: Context,
+    *,
+    after: str | None,
+    user_id: str | None,
+    live: Callable[[FeedEvent], bool] | None = None,
+) -> AsyncIterator[FeedEvent]:
+    """The caller's events after a cursor; the delivery fast path (tidings.delivery) starts its streams here too,
+    with `live` to take live events synchronously (`FeedFollower.follow`).
 
     Checked before the stream starts, so a refusal is a graphql-transport-ws `error` message.
     """
     user = context.caller.target_user(user_id)
     start = _feed_cursor(after, "after") if after is not None else None
-    return context.services.hub.follower(user).follow(start)
+    return context.services.hub.follower(user).follow(start, live=live)
 
 
 async def _as_graphql(

@@ -48,7 +48,7 @@ class Subscription:
     always empty, and short when not), and one future while its reader waits rather than an `asyncio.Event`.
     """
 
-    __slots__ = ("_catch_up_pending", "_items", "_queue_size", "_waiter", "channel")
+    __slots__ = ("_catch_up_pending", "_items", "_queue_size", "_taker", "_waiter", "channel")
 
     def __init__(self, channel: str, *, queue_size: int) -> None:
         self.channel = channel
@@ -56,6 +56,15 @@ class Subscription:
         self._items: list[bytes | None] = []
         self._catch_up_pending = False
         self._waiter: asyncio.Future[None] | None = None
+        self._taker: Callable[[bytes], bool] | None = None
+
+    def take_while_waiting(self, taker: Callable[[bytes], bool] | None) -> None:
+        """Offer each message first to `taker`, called by the reader, whenever this subscription's own reader waits
+        in `get` with nothing queued; True: taken, it is never queued. The reader is then not woken at all, which
+        is the cheapest delivery there is. False: queued as usual, and so is everything after it until the reader
+        waits again, so that the order of messages is the order in which they are taken or read.
+        """
+        self._taker = taker
 
     async def get(self) -> bytes | None:
         """Wait for the next message; None means some may have been lost, so re-read the database."""
@@ -84,6 +93,9 @@ class Subscription:
 
     def _deliver(self, message: bytes) -> None:
         """Queue a message without ever waiting: a slow subscriber must not hold up the reader."""
+        taker, waiter = self._taker, self._waiter
+        if taker is not None and waiter is not None and not waiter.done() and not self._items and taker(message):
+            return
         if len(self._items) - self._catch_up_pending >= self._queue_size:
             # Overflow: the re-read after the marker covers what is queued and this message, so drop them all.
             self._items.clear()

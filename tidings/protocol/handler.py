@@ -320,22 +320,41 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         after, user_id = arguments.get("after"), arguments.get("userId")
         if not (after is None or isinstance(after, str)) or not (user_id is None or isinstance(user_id, str)):
             return False
+        prefix = projection.next_prefix(message["id"])
+        metrics = self.context.services.metrics
+        outbound = self.outbound
+
+        def deliver_now(event: FeedEvent) -> bool:
+            """A live event, handed over by the broadcast's reader while the operation's task waits: False if the
+            send queue has no room for it (or the socket is closing), and the task sends it, waiting as it must."""
+            if not outbound.put_encoded(prefix + projection.payload(event) + "}"):
+                return False
+            metrics.deliveries += 1
+            return True
+
         try:
-            events = event_stream(self.context, after=after, user_id=user_id)
+            events = event_stream(self.context, after=after, user_id=user_id, live=deliver_now)
         except GraphQLError:
             return False
         operation = Operation(self, message["id"], query, payload.get("variables"), payload.get("operationName"))
-        operation.task = asyncio.create_task(self._run_projected(operation, projection, events))
+        operation.task = asyncio.create_task(self._run_projected(operation, prefix, projection, events))
         operation.task.add_done_callback(self._task_done)
         self.operations[message["id"]] = operation
         return True
 
     async def _run_projected(
-        self, operation: Operation[Context, None], projection: Projection, events: AsyncIterator[FeedEvent]
+        self,
+        operation: Operation[Context, None],
+        prefix: str,
+        projection: Projection,
+        events: AsyncIterator[FeedEvent],
     ) -> None:
-        """The fast path's operation task: what `run_operation` does, with the projection instead of execution."""
+        """The fast path's operation task: what `run_operation` does, with the projection instead of execution.
+
+        Its live events mostly never reach it: the broadcast's reader hands them to `deliver_now` while this task
+        waits. It sends the replay, and whatever the send queue had no room for when it arrived.
+        """
         try:
-            prefix = projection.next_prefix(operation.id)
             metrics = self.context.services.metrics
             async with aclosing(events):  # type: ignore[type-var]
                 async for event in events:
