@@ -9,9 +9,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from redis.asyncio import Redis
 
 from tests._client import WAIT, WSClient, error_codes, gql, service_token, token
 from tests._server import PostgresDatabase, ServerProcess, scaled_env
@@ -19,6 +20,11 @@ from tests._services import redis_url
 from tidings.presence import PresenceBackend, create_presence
 from tidings.presence.memory import MemoryPresence
 from tidings.presence.redis import RedisPresence
+
+if TYPE_CHECKING:
+    from tests._cluster import LocalCluster
+
+pytest_plugins = ["tests._cluster"]
 
 INTERVAL = 0.3  # seconds between refreshes in these tests: a member expires 0.9 s after its process stops
 
@@ -145,6 +151,36 @@ class TestRedisPresence(PresenceContract):
         await self.devices(presence, user, 1)
         assert time.monotonic() - killed_at < 3 * INTERVAL + 1
         await doomed._client.aclose()
+
+
+async def test_the_refresh_outlives_a_flush_of_the_servers_scripts(user: str) -> None:
+    """On a single server the refresh is a script (EVALSHA): one the server forgot (a restart, SCRIPT FLUSH) is
+    loaded again, and devices go on being counted."""
+    presence = create_presence(
+        redis_url(), prefix=f"tidings-test-{uuid.uuid4().hex[:8]}", interval=INTERVAL, seen_ttl=60
+    )
+    await presence.start()
+    admin = Redis.from_url(redis_url())
+    try:
+        presence.connected(user)
+        await PresenceContract().devices(presence, user, 1)
+        await admin.script_flush()
+        presence.connected(user)
+        await PresenceContract().devices(presence, user, 2)
+    finally:
+        await admin.aclose()
+        await presence.close()
+
+
+class TestRedisClusterPresence(TestRedisPresence):
+    """On a cluster the refresh is a pipeline of plain commands (each user's keys on their own node)."""
+
+    @pytest.fixture(autouse=True)
+    def _cluster(self, redis_cluster: LocalCluster) -> None:
+        self.url = redis_cluster.url
+
+    def make(self, prefix: str) -> PresenceBackend:
+        return create_presence(self.url, prefix=prefix, interval=INTERVAL, seen_ttl=60)
 
 
 # -- real servers ------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -270,7 +270,7 @@ class _WithoutInfo(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     @property
     def level(self) -> int:  # uvicorn compares it with its TRACE level before tracing
-        return self.logger.level
+        return int(self.logger.level)
 
     def info(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -304,7 +304,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         if not self.close_sent:  # the upgrade was accepted: the app is called with this scope
-            self.scope["extensions"][SEND_TEXT_NOW] = self.send_text_now  # type: ignore[index]
+            extensions = cast(dict[str, Any], self.scope["extensions"])
+            extensions[SEND_TEXT_NOW] = self.send_text_now
 
     def send_text_now(self, text: str) -> bool:
         """Write a text frame now if uvicorn's `send` would without waiting; False: nothing written, use `send`."""
@@ -344,7 +345,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # The app is done with the connection: no reference cycle through the scope keeps the protocol alive.
             scope = getattr(self, "scope", None)
             if scope is not None:
-                scope["extensions"].pop(SEND_TEXT_NOW, None)  # type: ignore[union-attr]
+                cast(dict[str, Any], scope["extensions"]).pop(SEND_TEXT_NOW, None)
             # By now uvicorn has closed the transport or started its own `close_timeout` for the client's close reply.
             if not self.disconnected:
                 self._abort_timer = self.loop.call_later(self.close_timeout, self._abort_undrained)
