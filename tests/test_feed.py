@@ -112,6 +112,15 @@ class LiveTaker:
                 await asyncio.sleep(0.01)
 
 
+async def _parked(follower: FeedFollower, events: AsyncIterator[FeedEvent]) -> asyncio.Task[FeedEvent]:
+    """Ask for the next event; return once the follower waits for a wake-up (what arrives now is handed over)."""
+    waiting = asyncio.ensure_future(anext(events))
+    async with asyncio.timeout(WAIT):
+        while follower._subscription is None or follower._subscription._waiter is None:
+            await asyncio.sleep(0.01)
+    return waiting
+
+
 async def test_live_events_are_handed_to_a_waiting_consumer_once_each_in_order(store: SqlStore, user: str) -> None:
     """Taken synchronously while the consumer waits; yielded instead when it cannot take one, and everything after
     that one is yielded too until it waits again: each event once, in order, whichever way it goes."""
@@ -136,10 +145,7 @@ async def test_live_events_are_handed_to_a_waiting_consumer_once_each_in_order(s
                 while follower._subscription is None or follower._subscription.qsize() < 2:
                     await asyncio.sleep(0.01)
             assert await _take(events, 2) == queued and len(live.taken) == 3
-            waiting = asyncio.ensure_future(anext(events))
-            async with asyncio.timeout(WAIT):
-                while follower._subscription is None or follower._subscription._waiter is None:
-                    await asyncio.sleep(0.01)
+            waiting = await _parked(follower, events)
             again = await _create(store, broadcast, user, "handed again")
             await live.until_taken(4)
             assert live.taken[-1] == again and not waiting.done()
@@ -166,10 +172,7 @@ async def test_a_gap_or_a_failing_consumer_is_not_handed_over(store: SqlStore, u
             assert await _take(events, 1) == [loud]
             assert live.taken == []
             live.failing = True
-            waiting = asyncio.ensure_future(anext(events))
-            async with asyncio.timeout(WAIT):
-                while follower._subscription is None or follower._subscription._waiter is None:
-                    await asyncio.sleep(0.01)
+            waiting = await _parked(follower, events)
             failed = await _create(store, broadcast, user, "its consumer fails")
             assert await asyncio.wait_for(waiting, WAIT) == failed
             assert live.taken == [] and follower.last == failed.seq
